@@ -1,0 +1,193 @@
+//! The metadata envelope (`ActiveSupport::Messages::Metadata`): purpose and expiry around the payload.
+//!
+//! ```text
+//! {"_rails":{"message":"<base64 payload>","exp":null|"2030-01-02T03:04:05.000Z","pur":null|"cookie.<name>"}}
+//! ```
+//! Rails 5.2 writes it (with `pur: null`) only for cookies with an expiry; 6.0+ also when
+//! `use_cookies_with_metadata` is on. Reading checks the purpose twice — once expecting `cookie.<name>`, once expecting
+//! none — so a message is accepted when its `pur` is the expected one or empty, and refused when it names another.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::encoding;
+use crate::error::{Error, Result};
+use crate::serializer::json;
+
+/// The exact prefix Rails 7.1+ requires before it treats a message as an envelope.
+pub(crate) const ENVELOPE_PREFIX: &[u8] = br#"{"_rails":{"message":"#;
+
+/// How a reader recognises an envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeDetection {
+    /// Rails 5.2 – 7.0: the message is JSON-parsed, and any Hash with a `"_rails"` key is an envelope.
+    Parse,
+    /// Rails 7.1+: only a message starting with exactly `{"_rails":{"message":` is an envelope.
+    Prefix,
+}
+
+#[derive(Deserialize)]
+struct Outer<'a> {
+    #[serde(borrow, rename = "_rails")]
+    rails: Inner<'a>,
+}
+
+#[derive(Deserialize)]
+struct Inner<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(default, borrow)]
+    exp: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pur: Option<Cow<'a, str>>,
+}
+
+/// Formats an expiry as Rails does (`Time#utc.iso8601(3)`: milliseconds truncated, `Z`).
+pub(crate) fn format_exp(exp: OffsetDateTime) -> String {
+    let t = exp.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Wraps a serialized payload in the envelope, byte for byte as `ActiveSupport::Messages::Metadata.wrap`.
+pub(crate) fn wrap(payload: &[u8], exp: Option<OffsetDateTime>, purpose: Option<&str>) -> Vec<u8> {
+    let mut out = String::with_capacity(payload.len() * 4 / 3 + 64 + purpose.map_or(0, str::len));
+    out.push_str(r#"{"_rails":{"message":""#);
+    encoding::b64_encode_into(payload, &mut out);
+    out.push_str(r#"","exp":"#);
+    match exp {
+        Some(exp) => {
+            out.push('"');
+            out.push_str(&format_exp(exp));
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(r#","pur":"#);
+    match purpose {
+        Some(p) => json::write_str(p, &mut out),
+        None => out.push_str("null"),
+    }
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+/// Opens an envelope (when there is one), checking purpose and expiry; returns the payload bytes.
+pub(crate) fn unwrap<'a>(
+    plain: &'a [u8],
+    detection: EnvelopeDetection,
+    expected_purpose: &str,
+    now: OffsetDateTime,
+) -> Result<Cow<'a, [u8]>> {
+    if plain.starts_with(ENVELOPE_PREFIX) {
+        let outer: Outer<'_> =
+            serde_json::from_slice(plain).map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
+        return open(&outer.rails, expected_purpose, now).map(Cow::Owned);
+    }
+    if detection == EnvelopeDetection::Parse && plain.trim_ascii_start().starts_with(b"{") {
+        // Rails <= 7.0 parse the whole message; any Hash with "_rails" counts, whatever its layout.
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(plain) {
+            if let Some(rails) = map.get("_rails") {
+                let inner = Inner::deserialize(rails).map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
+                return open(&inner, expected_purpose, now).map(Cow::Owned);
+            }
+        }
+    }
+    Ok(Cow::Borrowed(plain))
+}
+
+fn open(inner: &Inner<'_>, expected_purpose: &str, now: OffsetDateTime) -> Result<Vec<u8>> {
+    match inner.pur.as_deref() {
+        None | Some("") => {}
+        Some(p) if p == expected_purpose => {}
+        Some(_) => return Err(Error::PurposeMismatch),
+    }
+    if let Some(exp) = inner.exp.as_deref() {
+        let at = OffsetDateTime::parse(exp, &Rfc3339).map_err(|_| Error::Malformed("unreadable expiry"))?;
+        if now >= at {
+            return Err(Error::Expired(exp.to_owned()));
+        }
+    }
+    encoding::b64_decode(inner.message.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+
+    #[test]
+    fn wrap_is_byte_exact() {
+        // Spec vector T3's envelope for a short payload, and T5's expiry format.
+        assert_eq!(
+            String::from_utf8(wrap(b"{}", None, Some("cookie._app_session"))).unwrap(),
+            r#"{"_rails":{"message":"e30=","exp":null,"pur":"cookie._app_session"}}"#
+        );
+        assert_eq!(
+            String::from_utf8(wrap(b"{}", Some(datetime!(2030-01-02 03:04:05.999999 UTC)), None)).unwrap(),
+            r#"{"_rails":{"message":"e30=","exp":"2030-01-02T03:04:05.999Z","pur":null}}"#
+        );
+        assert_eq!(
+            String::from_utf8(wrap(b"", None, Some("cookie.<&>"))).unwrap(),
+            r#"{"_rails":{"message":"","exp":null,"pur":"cookie.\u003c\u0026\u003e"}}"#
+        );
+    }
+
+    #[test]
+    fn purpose_rules() {
+        let p = "cookie._app_session";
+        let ok = |m: &[u8]| unwrap(m, EnvelopeDetection::Prefix, p, NOW).map(|c| c.into_owned());
+        assert_eq!(ok(&wrap(b"x", None, Some(p))).unwrap(), b"x");
+        assert_eq!(ok(&wrap(b"x", None, None)).unwrap(), b"x");
+        assert_eq!(ok(&wrap(b"x", None, Some(""))).unwrap(), b"x");
+        assert!(matches!(ok(&wrap(b"x", None, Some("cookie.other"))), Err(Error::PurposeMismatch)));
+        assert_eq!(ok(b"bare").unwrap(), b"bare");
+    }
+
+    #[test]
+    fn expiry_rules() {
+        let p = "cookie.a";
+        let past = wrap(b"x", Some(datetime!(2020-01-01 00:00 UTC)), Some(p));
+        let future = wrap(b"x", Some(datetime!(2099-01-01 00:00 UTC)), Some(p));
+        let exactly_now = wrap(b"x", Some(NOW), Some(p));
+        assert!(matches!(unwrap(&past, EnvelopeDetection::Prefix, p, NOW), Err(Error::Expired(_))));
+        assert!(matches!(unwrap(&exactly_now, EnvelopeDetection::Prefix, p, NOW), Err(Error::Expired(_))));
+        assert_eq!(&*unwrap(&future, EnvelopeDetection::Prefix, p, NOW).unwrap(), b"x");
+    }
+
+    #[test]
+    fn detection_differs_between_7_0_and_7_1() {
+        let reordered = br#"{"_rails":{"exp":null,"pur":null,"message":"eyJhIjoxfQ=="}}"#;
+        let spaced = br#"{ "_rails": {"message": "eyJhIjoxfQ=="}}"#;
+        for m in [&reordered[..], &spaced[..]] {
+            assert_eq!(&*unwrap(m, EnvelopeDetection::Parse, "p", NOW).unwrap(), br#"{"a":1}"#);
+            assert_eq!(&*unwrap(m, EnvelopeDetection::Prefix, "p", NOW).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn broken_envelopes_are_errors() {
+        for m in [
+            &br#"{"_rails":{"message":"e30","exp":null,"pur":null}}"#[..],
+            br#"{"_rails":{"message":"e30=","exp":"yesterday","pur":null}}"#,
+            br#"{"_rails":{"message":"#,
+            br#"{"_rails":{"message":1}}"#,
+        ] {
+            assert!(unwrap(m, EnvelopeDetection::Prefix, "p", NOW).is_err());
+        }
+    }
+}

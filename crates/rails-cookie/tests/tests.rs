@@ -1,0 +1,6 @@
+//! Integration tests of the codec: Rails-generated vectors, live round trips with real Rails, property tests.
+
+mod common;
+mod live;
+mod properties;
+mod vectors;

@@ -79,7 +79,12 @@ impl CookieCodec {
     /// Derives every key the profile needs (primary, rotations, built-in upgrade readers).
     pub fn new(profile: Profile, secret_key_base: SecretKeyBase) -> Result<Self> {
         profile.validate()?;
-        let mut codec = CookieCodec { profile: profile.clone(), encrypted: Vec::new(), signed: Vec::new(), legacy: Vec::new() };
+        let mut codec = CookieCodec {
+            profile: profile.clone(),
+            encrypted: Vec::new(),
+            signed: Vec::new(),
+            legacy: Vec::new(),
+        };
         let kg = KeyGenerator::new(secret_key_base, profile.kdf_digest, profile.key_iterations)?;
         let upgrade = codec.add_app(&profile, &kg)?;
         let reading = Reading::of(&profile);
@@ -87,25 +92,34 @@ impl CookieCodec {
             match rotation {
                 Rotation::Encrypted { secret, sign_secret, cipher, digest } => {
                     let encryptor = match (cipher, sign_secret) {
-                        (Cipher::Aes256Cbc, Some(sign)) => MessageEncryptor::cbc(secret, sign, *digest)?,
+                        (Cipher::Aes256Cbc, Some(sign)) => {
+                            MessageEncryptor::cbc(secret, sign, *digest)?
+                        }
                         (Cipher::Aes256Cbc, None) => {
-                            return Err(Error::Config("an aes-256-cbc rotation needs a sign_secret".into()))
+                            return Err(Error::Config(
+                                "an aes-256-cbc rotation needs a sign_secret".into(),
+                            ))
                         }
                         (aead, _) => MessageEncryptor::gcm(*aead, secret)?,
                     };
                     codec.encrypted.push(EncryptedReader { encryptor, reading });
                 }
                 Rotation::Signed { secret, digest } => {
-                    codec.signed.push(SignedReader { verifier: MessageVerifier::new(secret, *digest), reading });
+                    codec.signed.push(SignedReader {
+                        verifier: MessageVerifier::new(secret, *digest),
+                        reading,
+                    });
                 }
                 Rotation::App { secret, profile: other } => {
                     other.validate()?;
-                    let kg = KeyGenerator::new(secret.clone(), other.kdf_digest, other.key_iterations)?;
+                    let kg =
+                        KeyGenerator::new(secret.clone(), other.kdf_digest, other.key_iterations)?;
                     let upgrade = codec.add_app(other, &kg)?;
                     codec.encrypted.extend(upgrade);
                 }
                 Rotation::SecretToken(token) => {
-                    let reading = Reading { serializer: Serializer::Marshal, envelope: false, ..reading };
+                    let reading =
+                        Reading { serializer: Serializer::Marshal, envelope: false, ..reading };
                     let verifier = MessageVerifier::new(token, Digest::Sha1);
                     codec.legacy.push(SignedReader { verifier, reading });
                 }
@@ -129,7 +143,12 @@ impl CookieCodec {
         let token = crate::secret::Key::from_bytes(secret_token.as_bytes());
         let verifier = MessageVerifier::new(&token, profile.signed_digest());
         let reading = Reading::of(&profile);
-        Ok(CookieCodec { signed: vec![SignedReader { verifier, reading }], encrypted: Vec::new(), legacy: Vec::new(), profile })
+        Ok(CookieCodec {
+            signed: vec![SignedReader { verifier, reading }],
+            encrypted: Vec::new(),
+            legacy: Vec::new(),
+            profile,
+        })
     }
 
     /// Adds the primary encryptor and verifier of an app configuration; returns its built-in upgrade readers,
@@ -144,11 +163,20 @@ impl CookieCodec {
             )
         };
         let gcm = |cipher: Cipher| -> Result<MessageEncryptor> {
-            MessageEncryptor::gcm(cipher, &kg.generate_key(profile.authenticated_encrypted_cookie_salt.as_bytes(), cipher.key_len()))
+            MessageEncryptor::gcm(
+                cipher,
+                &kg.generate_key(
+                    profile.authenticated_encrypted_cookie_salt.as_bytes(),
+                    cipher.key_len(),
+                ),
+            )
         };
         let mut upgrade = Vec::new();
         if profile.use_authenticated_cookie_encryption {
-            self.encrypted.push(EncryptedReader { encryptor: gcm(profile.encrypted_cookie_cipher)?, reading });
+            self.encrypted.push(EncryptedReader {
+                encryptor: gcm(profile.encrypted_cookie_cipher)?,
+                reading,
+            });
             // 5.2+: read (and upgrade) cookies of the CBC era.
             let digest = profile.cookies_digest.unwrap_or(Digest::Sha1);
             upgrade.push(EncryptedReader { encryptor: cbc(digest)?, reading });
@@ -159,7 +187,10 @@ impl CookieCodec {
                 upgrade.push(EncryptedReader { encryptor: gcm(Cipher::Aes256Gcm)?, reading });
             }
         }
-        let verifier = MessageVerifier::new(&kg.generate_key(profile.signed_cookie_salt.as_bytes(), 64), profile.signed_digest());
+        let verifier = MessageVerifier::new(
+            &kg.generate_key(profile.signed_cookie_salt.as_bytes(), 64),
+            profile.signed_digest(),
+        );
         self.signed.push(SignedReader { verifier, reading });
         Ok(upgrade)
     }
@@ -178,7 +209,12 @@ impl CookieCodec {
     }
 
     /// [`Self::decode`] with an explicit clock, for expiry checks.
-    pub fn decode_at(&self, cookie_name: &str, value: &str, now: OffsetDateTime) -> Result<Decoded> {
+    pub fn decode_at(
+        &self,
+        cookie_name: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<Decoded> {
         match self.profile.session_cookie {
             CookieKind::Encrypted => self.decode_encrypted_at(cookie_name, value, now),
             CookieKind::Signed => self.decode_signed_at(cookie_name, value, now),
@@ -186,7 +222,12 @@ impl CookieCodec {
     }
 
     /// Reads a `cookies.encrypted[name]` value.
-    pub fn decode_encrypted_at(&self, cookie_name: &str, value: &str, now: OffsetDateTime) -> Result<Decoded> {
+    pub fn decode_encrypted_at(
+        &self,
+        cookie_name: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<Decoded> {
         let value = value.as_bytes();
         let mut first_error = None;
         for (i, reader) in self.encrypted.iter().enumerate() {
@@ -204,7 +245,12 @@ impl CookieCodec {
     }
 
     /// Reads a `cookies.signed[name]` value.
-    pub fn decode_signed_at(&self, cookie_name: &str, value: &str, now: OffsetDateTime) -> Result<Decoded> {
+    pub fn decode_signed_at(
+        &self,
+        cookie_name: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<Decoded> {
         let value = value.as_bytes();
         let mut first_error = None;
         for (i, reader) in self.signed.iter().chain(&self.legacy).enumerate() {
@@ -219,7 +265,12 @@ impl CookieCodec {
     /// Encodes a session cookie value (not yet percent-encoded) through the jar the profile names, with a fresh IV.
     /// `expires` is the cookie's `:expires` (with `expire_after`, now + expire_after); it goes into the envelope
     /// when the Rails version writes one.
-    pub fn encode(&self, cookie_name: &str, value: &Value, expires: Option<OffsetDateTime>) -> Result<String> {
+    pub fn encode(
+        &self,
+        cookie_name: &str,
+        value: &Value,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<String> {
         match self.profile.session_cookie {
             CookieKind::Encrypted => self.encode_encrypted(cookie_name, value, expires),
             CookieKind::Signed => self.encode_signed(cookie_name, value, expires),
@@ -227,33 +278,64 @@ impl CookieCodec {
     }
 
     /// Writes a `cookies.encrypted[name] = value`.
-    pub fn encode_encrypted(&self, cookie_name: &str, value: &Value, expires: Option<OffsetDateTime>) -> Result<String> {
+    pub fn encode_encrypted(
+        &self,
+        cookie_name: &str,
+        value: &Value,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<String> {
         let plain = self.plaintext(cookie_name, value, expires, true)?;
-        let primary = self.encrypted.first().ok_or_else(|| Error::Config("no encryptor configured".into()))?;
+        let primary = self
+            .encrypted
+            .first()
+            .ok_or_else(|| Error::Config("no encryptor configured".into()))?;
         check_size(primary.encryptor.encrypt_and_sign(&plain)?)
     }
 
     /// Writes a `cookies.signed[name] = value`.
-    pub fn encode_signed(&self, cookie_name: &str, value: &Value, expires: Option<OffsetDateTime>) -> Result<String> {
+    pub fn encode_signed(
+        &self,
+        cookie_name: &str,
+        value: &Value,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<String> {
         let plain = self.plaintext(cookie_name, value, expires, false)?;
-        let primary = self.signed.first().ok_or_else(|| Error::Config("no verifier configured".into()))?;
+        let primary =
+            self.signed.first().ok_or_else(|| Error::Config("no verifier configured".into()))?;
         check_size(primary.verifier.generate(&plain))
     }
 
-    pub(crate) fn encode_with_iv(&self, cookie_name: &str, value: &Value, expires: Option<OffsetDateTime>, iv: &[u8]) -> Result<String> {
+    pub(crate) fn encode_with_iv(
+        &self,
+        cookie_name: &str,
+        value: &Value,
+        expires: Option<OffsetDateTime>,
+        iv: &[u8],
+    ) -> Result<String> {
         let plain = self.plaintext(cookie_name, value, expires, true)?;
-        let primary = self.encrypted.first().ok_or_else(|| Error::Config("no encryptor configured".into()))?;
+        let primary = self
+            .encrypted
+            .first()
+            .ok_or_else(|| Error::Config("no encryptor configured".into()))?;
         check_size(primary.encryptor.encrypt_with_iv(&plain, iv)?)
     }
 
     /// Serializes and, where this Rails version does, wraps in the metadata envelope.
-    fn plaintext(&self, cookie_name: &str, value: &Value, expires: Option<OffsetDateTime>, encrypted: bool) -> Result<Vec<u8>> {
+    fn plaintext(
+        &self,
+        cookie_name: &str,
+        value: &Value,
+        expires: Option<OffsetDateTime>,
+        encrypted: bool,
+    ) -> Result<Vec<u8>> {
         let p = &self.profile;
         let payload = p.serializer.dump(value)?;
         let envelope = match p.version {
             v if v < RailsVersion::V5_2 => None,
             // 5.2 writes an expiry-only envelope, and only with authenticated encryption on (both jars).
-            RailsVersion::V5_2 => expires.filter(|_| p.use_authenticated_cookie_encryption || !encrypted).map(|e| (Some(e), None)),
+            RailsVersion::V5_2 => expires
+                .filter(|_| p.use_authenticated_cookie_encryption || !encrypted)
+                .map(|e| (Some(e), None)),
             _ if expires.is_some() || p.use_cookies_with_metadata => {
                 Some((expires, p.use_cookies_with_metadata.then(|| purpose(cookie_name))))
             }
@@ -268,7 +350,11 @@ impl CookieCodec {
 
 impl Reading {
     fn of(profile: &Profile) -> Self {
-        Reading { serializer: profile.serializer, detection: profile.envelope_detection, envelope: true }
+        Reading {
+            serializer: profile.serializer,
+            detection: profile.envelope_detection,
+            envelope: true,
+        }
     }
 }
 
@@ -276,7 +362,13 @@ fn purpose(cookie_name: &str) -> String {
     format!("cookie.{cookie_name}")
 }
 
-fn finish(plain: &[u8], reading: Reading, cookie_name: &str, now: OffsetDateTime, rotated: bool) -> Result<Decoded> {
+fn finish(
+    plain: &[u8],
+    reading: Reading,
+    cookie_name: &str,
+    now: OffsetDateTime,
+    rotated: bool,
+) -> Result<Decoded> {
     let payload: Cow<'_, [u8]> = if reading.envelope {
         metadata::unwrap(plain, reading.detection, &purpose(cookie_name), now)?
     } else {
@@ -386,23 +478,32 @@ mod tests {
     #[test]
     fn sha256_app_with_sha1_rotation() {
         let sha1 = KeyGenerator::new(skb(), Digest::Sha1, 1000).unwrap();
-        let profile = Profile::rails_7_0()
-            .rotate(Rotation::encrypted(sha1.generate_key(b"authenticated encrypted cookie", 32), Cipher::Aes256Gcm));
+        let profile = Profile::rails_7_0().rotate(Rotation::encrypted(
+            sha1.generate_key(b"authenticated encrypted cookie", 32),
+            Cipher::Aes256Gcm,
+        ));
         let codec = CookieCodec::new(profile, skb()).unwrap();
         let d = codec.decode_at("_app_session", T3, NOW).unwrap();
         assert!(d.rewrite);
         let fresh = codec.encode("_app_session", &session(), None).unwrap();
         assert!(!codec.decode_at("_app_session", &fresh, NOW).unwrap().rewrite);
         let plain_7_0 = CookieCodec::new(Profile::rails_7_0(), skb()).unwrap();
-        assert!(matches!(plain_7_0.decode_at("_app_session", T3, NOW), Err(Error::InvalidSignature)));
+        assert!(matches!(
+            plain_7_0.decode_at("_app_session", T3, NOW),
+            Err(Error::InvalidSignature)
+        ));
     }
 
     #[test]
     fn expiry_is_enforced_with_the_injected_clock() {
         let codec = CookieCodec::new(Profile::rails_6_1(), skb()).unwrap();
-        let cookie = codec.encode("_s", &session(), Some(datetime!(2030-01-02 03:04:05 UTC))).unwrap();
+        let cookie =
+            codec.encode("_s", &session(), Some(datetime!(2030-01-02 03:04:05 UTC))).unwrap();
         assert!(codec.decode_at("_s", &cookie, NOW).is_ok());
-        assert!(matches!(codec.decode_at("_s", &cookie, datetime!(2031-01-01 00:00 UTC)), Err(Error::Expired(_))));
+        assert!(matches!(
+            codec.decode_at("_s", &cookie, datetime!(2031-01-01 00:00 UTC)),
+            Err(Error::Expired(_))
+        ));
     }
 
     #[test]
@@ -411,9 +512,15 @@ mod tests {
         let mut h = Hash::new();
         h.insert("session_id", "0".repeat(32).into());
         h.insert("blob", "x".repeat(2170).into());
-        assert_eq!(codec.encode("_app_session", &Value::Hash(h.clone()), None).unwrap().len(), 4092);
+        assert_eq!(
+            codec.encode("_app_session", &Value::Hash(h.clone()), None).unwrap().len(),
+            4092
+        );
         h.insert("blob", "x".repeat(2200).into());
-        assert!(matches!(codec.encode("_app_session", &Value::Hash(h), None), Err(Error::Overflow { size: 4148 })));
+        assert!(matches!(
+            codec.encode("_app_session", &Value::Hash(h), None),
+            Err(Error::Overflow { size: 4148 })
+        ));
     }
 
     #[cfg(feature = "marshal")]
@@ -421,7 +528,8 @@ mod tests {
     fn secret_token_fallback() {
         // Spec vector T13: the Rails 3.2/4.0 signed Marshal session.
         let t13 = "BAh7B0kiD3Nlc3Npb25faWQGOgZFVEkiJTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmBjsAVEkiDHVzZXJfaWQGOwBUaS8=--6d72251d568ff66153d2521ee696fffbe8c16052";
-        let profile = Profile::rails_4_2().rotate(Rotation::secret_token("legacy-secret-token-0123456789abcdef0123456789abcdef"));
+        let profile = Profile::rails_4_2()
+            .rotate(Rotation::secret_token("legacy-secret-token-0123456789abcdef0123456789abcdef"));
         let codec = CookieCodec::new(profile, skb()).unwrap();
         let d = codec.decode_at("_app_session", t13, NOW).unwrap();
         assert!(d.rewrite);

@@ -67,13 +67,16 @@ impl FromStr for Digest {
 
     /// Accepts `SHA1`, `sha1`, `SHA-1`, `OpenSSL::Digest::SHA1` and the same for the SHA-2 family.
     fn from_str(s: &str) -> Result<Self, Error> {
-        let name = s.trim().trim_start_matches("OpenSSL::Digest::").replace('-', "").to_ascii_uppercase();
+        let name =
+            s.trim().trim_start_matches("OpenSSL::Digest::").replace('-', "").to_ascii_uppercase();
         match name.as_str() {
             "SHA1" => Ok(Digest::Sha1),
             "SHA256" => Ok(Digest::Sha256),
             "SHA384" => Ok(Digest::Sha384),
             "SHA512" => Ok(Digest::Sha512),
-            _ => Err(Error::Config(format!("unknown digest {s:?}; expected SHA1, SHA256, SHA384 or SHA512"))),
+            _ => Err(Error::Config(format!(
+                "unknown digest {s:?}; expected SHA1, SHA256, SHA384 or SHA512"
+            ))),
         }
     }
 }

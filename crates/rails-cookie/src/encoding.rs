@@ -53,7 +53,9 @@ pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + value.len() / 8);
     for &b in value.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(char::from(b)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b))
+            }
             b' ' => out.push('+'),
             _ => {
                 out.push('%');

@@ -42,7 +42,13 @@ impl KeyGenerator {
     #[must_use]
     pub fn generate_key(&self, salt: &[u8], len: usize) -> Key {
         let mut out = vec![0u8; len];
-        ring::pbkdf2::derive(self.digest.pbkdf2(), self.iterations, salt, self.secret.expose(), &mut out);
+        ring::pbkdf2::derive(
+            self.digest.pbkdf2(),
+            self.iterations,
+            salt,
+            self.secret.expose(),
+            &mut out,
+        );
         Key::from_bytes(out)
     }
 
@@ -67,7 +73,8 @@ mod tests {
     #[test]
     fn rails_key_table() {
         let sha1 = KeyGenerator::new(SecretKeyBase::new(SKB).unwrap(), Digest::Sha1, 1000).unwrap();
-        let sha256 = KeyGenerator::new(SecretKeyBase::new(SKB).unwrap(), Digest::Sha256, 1000).unwrap();
+        let sha256 =
+            KeyGenerator::new(SecretKeyBase::new(SKB).unwrap(), Digest::Sha256, 1000).unwrap();
         assert_eq!(
             hex(&sha1.generate_key(b"authenticated encrypted cookie", 32)),
             "630a233b51cda20c32929583fd119e97bdbe420e83a0af0019e6724be37d76ab"
@@ -93,12 +100,9 @@ mod tests {
     /// Rails 4.2–5.1 derive 64 bytes and slice 32; 5.2+ derive 32. PBKDF2's prefix property makes them equal.
     #[test]
     fn prefix_property() {
-        let kg = KeyGenerator::new(
-            SecretKeyBase::new("password".repeat(4)).unwrap(),
-            Digest::Sha1,
-            1,
-        )
-        .unwrap();
+        let kg =
+            KeyGenerator::new(SecretKeyBase::new("password".repeat(4)).unwrap(), Digest::Sha1, 1)
+                .unwrap();
         assert_eq!(kg.generate_key(b"s", 64).expose()[..32], *kg.generate_key(b"s", 32).expose());
     }
 

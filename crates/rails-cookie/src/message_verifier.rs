@@ -41,7 +41,8 @@ impl MessageVerifier {
     /// `generate`: strict base64 of `data`, `--`, lowercase hex HMAC of that base64 text.
     #[must_use]
     pub fn generate(&self, data: &[u8]) -> String {
-        let mut out = String::with_capacity(data.len() * 4 / 3 + 4 + 2 + self.digest.output_len() * 2);
+        let mut out =
+            String::with_capacity(data.len() * 4 / 3 + 4 + 2 + self.digest.output_len() * 2);
         encoding::b64_encode_into(data, &mut out);
         let tag = ring::hmac::sign(&self.key, out.as_bytes());
         let mut hex = [0u8; 128];
@@ -55,7 +56,8 @@ impl MessageVerifier {
     /// `verified`: checks the HMAC in constant time, then decodes the data. A missing, wrong-length or
     /// uppercase digest is an [`Error::InvalidSignature`], as Rails' `secure_compare` makes it.
     pub fn verify(&self, value: &[u8]) -> Result<Vec<u8>> {
-        let (data, digest) = split_last_separator(value).ok_or(Error::Malformed("no `--` separator"))?;
+        let (data, digest) =
+            split_last_separator(value).ok_or(Error::Malformed("no `--` separator"))?;
         if data.is_empty() {
             return Err(Error::Malformed("empty data"));
         }
@@ -86,7 +88,10 @@ pub(crate) fn split_last_separator(value: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl fmt::Debug for MessageVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MessageVerifier").field("digest", &self.digest).field("key", &"[redacted]").finish()
+        f.debug_struct("MessageVerifier")
+            .field("digest", &self.digest)
+            .field("key", &"[redacted]")
+            .finish()
     }
 }
 
@@ -114,7 +119,8 @@ mod tests {
         let v = MessageVerifier::new(&key(SIGNED_KEY), Digest::Sha1);
         let good = v.generate(b"hello");
         assert_eq!(v.verify(good.as_bytes()).unwrap(), b"hello");
-        let upper = format!("{}{}", &good[..good.len() - 40], good[good.len() - 40..].to_uppercase());
+        let upper =
+            format!("{}{}", &good[..good.len() - 40], good[good.len() - 40..].to_uppercase());
         for bad in [
             good.replacen('a', "b", 1),
             good[..good.len() - 1].to_owned(),

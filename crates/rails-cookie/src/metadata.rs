@@ -92,15 +92,18 @@ pub(crate) fn unwrap<'a>(
     now: OffsetDateTime,
 ) -> Result<Cow<'a, [u8]>> {
     if plain.starts_with(ENVELOPE_PREFIX) {
-        let outer: Outer<'_> =
-            serde_json::from_slice(plain).map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
+        let outer: Outer<'_> = serde_json::from_slice(plain)
+            .map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
         return open(&outer.rails, expected_purpose, now).map(Cow::Owned);
     }
     if detection == EnvelopeDetection::Parse && plain.trim_ascii_start().starts_with(b"{") {
         // Rails <= 7.0 parse the whole message; any Hash with "_rails" counts, whatever its layout.
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(plain) {
+        if let Ok(serde_json::Value::Object(map)) =
+            serde_json::from_slice::<serde_json::Value>(plain)
+        {
             if let Some(rails) = map.get("_rails") {
-                let inner = Inner::deserialize(rails).map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
+                let inner = Inner::deserialize(rails)
+                    .map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
                 return open(&inner, expected_purpose, now).map(Cow::Owned);
             }
         }
@@ -115,7 +118,8 @@ fn open(inner: &Inner<'_>, expected_purpose: &str, now: OffsetDateTime) -> Resul
         Some(_) => return Err(Error::PurposeMismatch),
     }
     if let Some(exp) = inner.exp.as_deref() {
-        let at = OffsetDateTime::parse(exp, &Rfc3339).map_err(|_| Error::Malformed("unreadable expiry"))?;
+        let at = OffsetDateTime::parse(exp, &Rfc3339)
+            .map_err(|_| Error::Malformed("unreadable expiry"))?;
         if now >= at {
             return Err(Error::Expired(exp.to_owned()));
         }
@@ -138,7 +142,8 @@ mod tests {
             r#"{"_rails":{"message":"e30=","exp":null,"pur":"cookie._app_session"}}"#
         );
         assert_eq!(
-            String::from_utf8(wrap(b"{}", Some(datetime!(2030-01-02 03:04:05.999999 UTC)), None)).unwrap(),
+            String::from_utf8(wrap(b"{}", Some(datetime!(2030-01-02 03:04:05.999999 UTC)), None))
+                .unwrap(),
             r#"{"_rails":{"message":"e30=","exp":"2030-01-02T03:04:05.999Z","pur":null}}"#
         );
         assert_eq!(
@@ -165,7 +170,10 @@ mod tests {
         let future = wrap(b"x", Some(datetime!(2099-01-01 00:00 UTC)), Some(p));
         let exactly_now = wrap(b"x", Some(NOW), Some(p));
         assert!(matches!(unwrap(&past, EnvelopeDetection::Prefix, p, NOW), Err(Error::Expired(_))));
-        assert!(matches!(unwrap(&exactly_now, EnvelopeDetection::Prefix, p, NOW), Err(Error::Expired(_))));
+        assert!(matches!(
+            unwrap(&exactly_now, EnvelopeDetection::Prefix, p, NOW),
+            Err(Error::Expired(_))
+        ));
         assert_eq!(&*unwrap(&future, EnvelopeDetection::Prefix, p, NOW).unwrap(), b"x");
     }
 

@@ -173,7 +173,11 @@ impl Profile {
             signed_cookie_digest: None,
             session_cookie: CookieKind::Encrypted,
             rotations: Vec::new(),
-            envelope_detection: if version >= V::V7_1 { EnvelopeDetection::Prefix } else { EnvelopeDetection::Parse },
+            envelope_detection: if version >= V::V7_1 {
+                EnvelopeDetection::Prefix
+            } else {
+                EnvelopeDetection::Parse
+            },
         }
     }
 
@@ -416,13 +420,22 @@ mod tests {
     #[test]
     fn presets_match_the_version_matrix() {
         let p = Profile::rails_4_2();
-        assert_eq!((p.session_cipher(), p.kdf_digest(), p.writes_purpose()), (Cipher::Aes256Cbc, Digest::Sha1, false));
+        assert_eq!(
+            (p.session_cipher(), p.kdf_digest(), p.writes_purpose()),
+            (Cipher::Aes256Cbc, Digest::Sha1, false)
+        );
         let p = Profile::rails_5_2();
         assert_eq!((p.session_cipher(), p.writes_purpose()), (Cipher::Aes256Gcm, false));
         let p = Profile::rails_6_1();
-        assert_eq!((p.session_cipher(), p.kdf_digest(), p.writes_purpose()), (Cipher::Aes256Gcm, Digest::Sha1, true));
+        assert_eq!(
+            (p.session_cipher(), p.kdf_digest(), p.writes_purpose()),
+            (Cipher::Aes256Gcm, Digest::Sha1, true)
+        );
         let p = Profile::rails_7_0();
-        assert_eq!((p.kdf_digest(), p.envelope_detection), (Digest::Sha256, EnvelopeDetection::Parse));
+        assert_eq!(
+            (p.kdf_digest(), p.envelope_detection),
+            (Digest::Sha256, EnvelopeDetection::Parse)
+        );
         assert_eq!(Profile::rails_8_0().envelope_detection, EnvelopeDetection::Prefix);
     }
 

@@ -64,7 +64,12 @@ impl Rotation {
     /// A CBC rotation (`cookies.rotate :encrypted, key, sign_key, cipher: "aes-256-cbc", digest:`).
     #[must_use]
     pub fn encrypted_cbc(secret: Key, sign_secret: Key, digest: Digest) -> Self {
-        Rotation::Encrypted { secret, sign_secret: Some(sign_secret), cipher: Cipher::Aes256Cbc, digest }
+        Rotation::Encrypted {
+            secret,
+            sign_secret: Some(sign_secret),
+            cipher: Cipher::Aes256Cbc,
+            digest,
+        }
     }
 
     /// A signed-jar rotation (`cookies.rotate :signed, key, digest:`).

@@ -72,8 +72,11 @@ impl Value {
                     }
                     Json::Object(map)
                 } else {
-                    let pairs =
-                        h.entries.iter().map(|(k, v)| Json::Array(vec![k.to_tagged_json(), v.to_tagged_json()])).collect();
+                    let pairs = h
+                        .entries
+                        .iter()
+                        .map(|(k, v)| Json::Array(vec![k.to_tagged_json(), v.to_tagged_json()]))
+                        .collect();
                     let mut map = Map::new();
                     map.insert("$hash".into(), Json::Array(pairs));
                     if let Some(d) = &h.default {
@@ -92,7 +95,10 @@ impl Value {
             }
             Value::Regexp { source, options } => {
                 let mut map = Map::new();
-                map.insert("$regexp".into(), Json::String(String::from_utf8_lossy(&source.bytes).into_owned()));
+                map.insert(
+                    "$regexp".into(),
+                    Json::String(String::from_utf8_lossy(&source.bytes).into_owned()),
+                );
                 map.insert("$options".into(), Json::from(*options));
                 Json::Object(map)
             }
@@ -239,21 +245,29 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
         return Err(bad(format!("unexpected key {extra:?} in a {first} object")));
     }
     let str_of = |key: &str| -> Result<&str> {
-        map.get(key).and_then(Json::as_str).ok_or_else(|| bad(format!("{first} needs a string {key}")))
+        map.get(key)
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad(format!("{first} needs a string {key}")))
     };
     let fields = |key: &str| -> Result<Vec<(String, Value)>> {
         match map.get(key) {
             None => Ok(Vec::new()),
-            Some(Json::Object(m)) => m.iter().map(|(k, v)| Ok((k.clone(), from_tagged(v, depth + 1)?))).collect(),
+            Some(Json::Object(m)) => {
+                m.iter().map(|(k, v)| Ok((k.clone(), from_tagged(v, depth + 1)?))).collect()
+            }
             Some(_) => Err(bad(format!("{key} must be an object"))),
         }
     };
     let inner = |key: &str| -> Result<Box<Value>> {
-        Ok(Box::new(from_tagged(map.get(key).ok_or_else(|| bad(format!("{first} needs {key}")))?, depth + 1)?))
+        Ok(Box::new(from_tagged(
+            map.get(key).ok_or_else(|| bad(format!("{first} needs {key}")))?,
+            depth + 1,
+        )?))
     };
     Ok(match first {
         "$integer" => {
-            let b = BigInt::from_str(str_of("$integer")?).map_err(|_| bad("$integer is not a decimal integer"))?;
+            let b = BigInt::from_str(str_of("$integer")?)
+                .map_err(|_| bad("$integer is not a decimal integer"))?;
             match i64::try_from(&b) {
                 Ok(i) => Value::Integer(i),
                 Err(_) => Value::BigInteger(b),
@@ -272,7 +286,9 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
             let bytes = if first == "$string" {
                 str_of("$string")?.as_bytes().to_vec()
             } else {
-                STANDARD.decode(str_of("$bytes")?).map_err(|_| bad("$bytes is not strict base64"))?
+                STANDARD
+                    .decode(str_of("$bytes")?)
+                    .map_err(|_| bad("$bytes is not strict base64"))?
             };
             let encoding = match map.get("$encoding") {
                 Some(Json::String(e)) => Encoding::from_name(e),
@@ -295,7 +311,9 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
             let mut h = Hash::new();
             for pair in pairs {
                 match pair.as_array().map(Vec::as_slice) {
-                    Some([k, v]) => h.entries.push((from_tagged(k, depth + 1)?, from_tagged(v, depth + 1)?)),
+                    Some([k, v]) => {
+                        h.entries.push((from_tagged(k, depth + 1)?, from_tagged(v, depth + 1)?))
+                    }
                     _ => return Err(bad("$hash entries must be [key, value] pairs")),
                 }
             }
@@ -306,7 +324,8 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
         }
         "$time" => {
             let text = str_of("$time")?;
-            let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad("$time is not an RFC 3339 time"))?;
+            let t = OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| bad("$time is not an RFC 3339 time"))?;
             let is_utc = text.ends_with('Z') || text.ends_with('z');
             let zone = match map.get("$zone") {
                 Some(Json::String(z)) => Some(z.clone()),
@@ -324,17 +343,36 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
         "$regexp" => {
             let options = match map.get("$options") {
                 None => 0,
-                Some(o) => o.as_u64().and_then(|o| u8::try_from(o).ok()).ok_or_else(|| bad("$options must be 0-255"))?,
+                Some(o) => o
+                    .as_u64()
+                    .and_then(|o| u8::try_from(o).ok())
+                    .ok_or_else(|| bad("$options must be 0-255"))?,
             };
-            Value::Regexp { source: RString::new(str_of("$regexp")?.as_bytes().to_vec(), Encoding::UsAscii), options }
+            Value::Regexp {
+                source: RString::new(str_of("$regexp")?.as_bytes().to_vec(), Encoding::UsAscii),
+                options,
+            }
         }
-        "$object" => Value::Object(Object { class: str_of("$object")?.to_owned(), fields: fields("$ivars")? }),
-        "$struct" => Value::Struct(Object { class: str_of("$struct")?.to_owned(), fields: fields("$members")? }),
-        "$class" => Value::UserClass { class: str_of("$class")?.to_owned(), value: inner("$value")? },
-        "$user_marshal" => Value::UserMarshal { class: str_of("$user_marshal")?.to_owned(), value: inner("$value")? },
+        "$object" => Value::Object(Object {
+            class: str_of("$object")?.to_owned(),
+            fields: fields("$ivars")?,
+        }),
+        "$struct" => Value::Struct(Object {
+            class: str_of("$struct")?.to_owned(),
+            fields: fields("$members")?,
+        }),
+        "$class" => {
+            Value::UserClass { class: str_of("$class")?.to_owned(), value: inner("$value")? }
+        }
+        "$user_marshal" => Value::UserMarshal {
+            class: str_of("$user_marshal")?.to_owned(),
+            value: inner("$value")?,
+        },
         "$user_defined" => Value::UserDefined {
             class: str_of("$user_defined")?.to_owned(),
-            data: STANDARD.decode(str_of("$bytes")?).map_err(|_| bad("$bytes is not strict base64"))?,
+            data: STANDARD
+                .decode(str_of("$bytes")?)
+                .map_err(|_| bad("$bytes is not strict base64"))?,
             ivars: fields("$ivars")?,
         },
         _ => return Err(bad(format!("unknown tag {first:?}"))),

@@ -56,7 +56,8 @@ pub enum Value {
         class: String,
         /// The string `_dump` returned.
         data: Vec<u8>,
-        /// Instance variables attached to that string (besides its encoding).
+        /// Instance variables attached to that string, including its encoding (`E` true/false or `encoding`) as
+        /// Marshal wrote it; empty for a binary string.
         ivars: Vec<(String, Value)>,
     },
     /// An object written with `marshal_dump`: class name and the value `marshal_dump` returned.

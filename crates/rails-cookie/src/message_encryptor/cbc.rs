@@ -21,14 +21,17 @@ pub(super) struct Cbc {
 
 impl Cbc {
     pub(super) fn new(key: &Key, sign_key: &Key, digest: Digest) -> Result<Self> {
-        let cipher = aes::Aes256::new_from_slice(key.expose())
-            .map_err(|_| Error::Config(format!("aes-256-cbc needs a 32-byte key, got {} bytes", key.len())))?;
+        let cipher = aes::Aes256::new_from_slice(key.expose()).map_err(|_| {
+            Error::Config(format!("aes-256-cbc needs a 32-byte key, got {} bytes", key.len()))
+        })?;
         Ok(Cbc { cipher, verifier: MessageVerifier::new(sign_key, digest) })
     }
 
     pub(super) fn encrypt(&self, plaintext: &[u8], iv: &[u8]) -> Result<String> {
-        let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| Error::Config("CBC IV must be 16 bytes".into()))?;
-        let encryptor = cbc::Encryptor::<aes::Aes256>::inner_iv_init(self.cipher.clone(), &iv.into());
+        let iv: [u8; IV_LEN] =
+            iv.try_into().map_err(|_| Error::Config("CBC IV must be 16 bytes".into()))?;
+        let encryptor =
+            cbc::Encryptor::<aes::Aes256>::inner_iv_init(self.cipher.clone(), &iv.into());
         let ct = encryptor.encrypt_padded_vec_mut::<Pkcs7>(plaintext);
         let mut inner = String::with_capacity(ct.len() * 4 / 3 + 4 + 2 + 24);
         encoding::b64_encode_into(&ct, &mut inner);
@@ -38,13 +41,15 @@ impl Cbc {
     }
 
     pub(super) fn decrypt(&self, value: &[u8]) -> Result<Vec<u8>> {
-        let (data, mac) = split_last_separator(value).ok_or(Error::Malformed("expected data--digest"))?;
+        let (data, mac) =
+            split_last_separator(value).ok_or(Error::Malformed("expected data--digest"))?;
         if data.is_empty() {
             return Err(Error::Malformed("empty data"));
         }
         self.verifier.check(data, mac)?;
         let inner = encoding::b64_decode(data)?;
-        let (ct, iv) = split_last_separator(&inner).ok_or(Error::Malformed("expected ciphertext--iv"))?;
+        let (ct, iv) =
+            split_last_separator(&inner).ok_or(Error::Malformed("expected ciphertext--iv"))?;
         let mut iv_buf = [0u8; 18];
         if iv.len() != 24 || STANDARD.decode_slice(iv, &mut iv_buf).ok() != Some(IV_LEN) {
             return Err(Error::Malformed("CBC IV is not 16 bytes of base64"));
@@ -52,7 +57,8 @@ impl Cbc {
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(&iv_buf[..IV_LEN]);
         let ct = encoding::b64_decode(ct)?;
-        let decryptor = cbc::Decryptor::<aes::Aes256>::inner_iv_init(self.cipher.clone(), &iv.into());
+        let decryptor =
+            cbc::Decryptor::<aes::Aes256>::inner_iv_init(self.cipher.clone(), &iv.into());
         // Reached only with a valid MAC; a padding error then means the two keys do not belong together.
         decryptor.decrypt_padded_vec_mut::<Pkcs7>(&ct).map_err(|_| Error::InvalidSignature)
     }
@@ -72,7 +78,12 @@ mod tests {
     const T11_MAC: &str = "b9d8343807709d62e7bfdcf575088b0937a3bf1a49079b0f809f9d3abe8ddb85";
 
     fn enc(digest: Digest) -> MessageEncryptor {
-        MessageEncryptor::cbc(&Key::from_hex(ENC_KEY).unwrap(), &Key::from_hex(MAC_KEY).unwrap(), digest).unwrap()
+        MessageEncryptor::cbc(
+            &Key::from_hex(ENC_KEY).unwrap(),
+            &Key::from_hex(MAC_KEY).unwrap(),
+            digest,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -107,7 +118,9 @@ mod tests {
     fn valid_mac_over_garbage_is_rejected_without_panic() {
         let v = MessageVerifier::new(&Key::from_hex(MAC_KEY).unwrap(), Digest::Sha1);
         let e = enc(Digest::Sha1);
-        for inner in ["", "no separator", "AAAA--AAAA", "AAAAAAAAAAAAAAAAAAAAAA==--AAECAwQFBgcICQoLDA0ODw=="] {
+        for inner in
+            ["", "no separator", "AAAA--AAAA", "AAAAAAAAAAAAAAAAAAAAAA==--AAECAwQFBgcICQoLDA0ODw=="]
+        {
             let forged = v.generate(inner.as_bytes());
             assert!(e.decrypt_and_verify(forged.as_bytes()).is_err(), "{inner}");
         }

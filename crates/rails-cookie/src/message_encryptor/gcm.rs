@@ -22,7 +22,9 @@ impl Gcm {
         let algorithm = match cipher {
             Cipher::Aes256Gcm => &ring::aead::AES_256_GCM,
             Cipher::Aes128Gcm => &ring::aead::AES_128_GCM,
-            Cipher::Aes256Cbc => return Err(Error::Config("aes-256-cbc is not an AEAD cipher".into())),
+            Cipher::Aes256Cbc => {
+                return Err(Error::Config("aes-256-cbc is not an AEAD cipher".into()))
+            }
         };
         if key.len() != cipher.key_len() {
             return Err(Error::Config(format!(
@@ -42,7 +44,8 @@ impl Gcm {
     }
 
     pub(super) fn encrypt(&self, plaintext: &[u8], iv: &[u8]) -> Result<String> {
-        let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::Config("GCM IV must be 12 bytes".into()))?;
+        let nonce = Nonce::try_assume_unique_for_key(iv)
+            .map_err(|_| Error::Config("GCM IV must be 12 bytes".into()))?;
         let mut in_out = plaintext.to_vec();
         let tag = self
             .key
@@ -81,7 +84,11 @@ impl Gcm {
         encoding::b64_decode_into(ct, &mut in_out)?;
         in_out.extend_from_slice(&tag_buf[..TAG_LEN]);
         let nonce = Nonce::assume_unique_for_key(iv_buf);
-        let len = self.key.open_in_place(nonce, Aad::empty(), &mut in_out).map_err(|_| Error::InvalidSignature)?.len();
+        let len = self
+            .key
+            .open_in_place(nonce, Aad::empty(), &mut in_out)
+            .map_err(|_| Error::InvalidSignature)?
+            .len();
         in_out.truncate(len);
         Ok(in_out)
     }
@@ -145,7 +152,8 @@ mod tests {
             let err = e.decrypt_and_verify(value.as_bytes()).unwrap_err();
             assert_eq!(err.kind(), kind, "{value}");
         }
-        let other = MessageEncryptor::gcm(Cipher::Aes256Gcm, &Key::from_bytes(vec![0u8; 32])).unwrap();
+        let other =
+            MessageEncryptor::gcm(Cipher::Aes256Gcm, &Key::from_bytes(vec![0u8; 32])).unwrap();
         assert!(matches!(other.decrypt_and_verify(T4.as_bytes()), Err(Error::InvalidSignature)));
     }
 

@@ -98,13 +98,19 @@ enum Inner {
 impl MessageEncryptor {
     /// An AES-GCM encryptor (`MessageEncryptor.new(key, cipher: "aes-256-gcm")`).
     pub fn gcm(cipher: Cipher, key: &Key) -> Result<Self> {
-        Ok(MessageEncryptor { inner: Inner::Gcm(gcm::Gcm::new(cipher, key)?), rng: ring::rand::SystemRandom::new() })
+        Ok(MessageEncryptor {
+            inner: Inner::Gcm(gcm::Gcm::new(cipher, key)?),
+            rng: ring::rand::SystemRandom::new(),
+        })
     }
 
     /// An AES-256-CBC encryptor with an HMAC (`MessageEncryptor.new(key, sign_key, cipher: "aes-256-cbc",
     /// digest:)`). `key` must be 32 bytes; every byte of `sign_key` is used.
     pub fn cbc(key: &Key, sign_key: &Key, digest: Digest) -> Result<Self> {
-        Ok(MessageEncryptor { inner: Inner::Cbc(cbc::Cbc::new(key, sign_key, digest)?), rng: ring::rand::SystemRandom::new() })
+        Ok(MessageEncryptor {
+            inner: Inner::Cbc(cbc::Cbc::new(key, sign_key, digest)?),
+            rng: ring::rand::SystemRandom::new(),
+        })
     }
 
     /// The cipher.
@@ -158,6 +164,9 @@ impl MessageEncryptor {
 
 impl fmt::Debug for MessageEncryptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MessageEncryptor").field("cipher", &self.cipher()).field("key", &"[redacted]").finish()
+        f.debug_struct("MessageEncryptor")
+            .field("cipher", &self.cipher())
+            .field("key", &"[redacted]")
+            .finish()
     }
 }

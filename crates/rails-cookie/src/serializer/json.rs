@@ -17,7 +17,8 @@ pub(crate) fn dump(value: &Value) -> Result<Vec<u8>> {
 
 /// Parses JSON as `ActiveSupport::JSON.decode` does.
 pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| Error::serializer("json", format!("invalid JSON at column {}", e.column())))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::serializer("json", format!("invalid JSON at column {}", e.column())))
 }
 
 const MAX_DEPTH: usize = 128;
@@ -42,7 +43,12 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
         Value::String(s) | Value::Symbol(s) => write_str(s, out),
         Value::RubyString(r) => match std::str::from_utf8(&r.bytes) {
             Ok(s) => write_str(s, out),
-            Err(_) => return Err(Error::serializer("json", "a binary string is not valid UTF-8 and has no JSON form")),
+            Err(_) => {
+                return Err(Error::serializer(
+                    "json",
+                    "a binary string is not valid UTF-8 and has no JSON form",
+                ))
+            }
         },
         Value::Array(items) => write_array(items.iter(), out, depth)?,
         Value::Hash(h) => write_hash(h, out, depth)?,
@@ -50,9 +56,13 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
         Value::Regexp { source, options } => {
             let src = String::from_utf8_lossy(&source.bytes);
             let flag = |bit: u8, c: char| if options & bit != 0 { Some(c) } else { None };
-            let on: String = [flag(4, 'm'), flag(1, 'i'), flag(2, 'x')].into_iter().flatten().collect();
-            let off: String =
-                [(4, 'm'), (1, 'i'), (2, 'x')].iter().filter(|(b, _)| options & b == 0).map(|(_, c)| *c).collect();
+            let on: String =
+                [flag(4, 'm'), flag(1, 'i'), flag(2, 'x')].into_iter().flatten().collect();
+            let off: String = [(4, 'm'), (1, 'i'), (2, 'x')]
+                .iter()
+                .filter(|(b, _)| options & b == 0)
+                .map(|(_, c)| *c)
+                .collect();
             let off = if off.is_empty() { String::new() } else { format!("-{off}") };
             write_str(&format!("(?{on}{off}:{src})"), out);
         }
@@ -98,18 +108,27 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
             // marshal_dump is [utc_time, zone_name, local_time]; without a zone database the instant is written in UTC.
             match value.as_array().and_then(|a| a.first()) {
                 Some(Value::Time(t)) => write_str(&t.xmlschema(3), out),
-                _ => return Err(Error::serializer("json", "unreadable ActiveSupport::TimeWithZone")),
+                _ => {
+                    return Err(Error::serializer("json", "unreadable ActiveSupport::TimeWithZone"))
+                }
             }
         }
         Value::ClassRef(name) | Value::ModuleRef(name) => write_str(name, out),
         Value::UserDefined { class, .. } | Value::UserMarshal { class, .. } => {
-            return Err(Error::serializer("json", format!("{class} has no JSON form known to this codec")));
+            return Err(Error::serializer(
+                "json",
+                format!("{class} has no JSON form known to this codec"),
+            ));
         }
     }
     Ok(())
 }
 
-fn write_array<'a>(items: impl Iterator<Item = &'a Value>, out: &mut String, depth: usize) -> Result<()> {
+fn write_array<'a>(
+    items: impl Iterator<Item = &'a Value>,
+    out: &mut String,
+    depth: usize,
+) -> Result<()> {
     out.push('[');
     for (i, v) in items.enumerate() {
         if i > 0 {
@@ -177,7 +196,6 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
     out.push_str(&s[start..bytes.len()]);
     out.push('"');
 }
-
 
 /// `Float#to_s`: the shortest digits that round-trip, in decimal notation when the decimal exponent is in
 /// -3..=15 (Ruby's `decpt < -3 || decpt > DBL_DIG`), otherwise as `d.ddde+XX` (at least two exponent digits).
@@ -299,7 +317,10 @@ mod tests {
     fn escapes_like_active_support() {
         // Verified against Rails 6.1.7.10 (spec §6.2).
         let mut h = Hash::new();
-        h.insert("a", Value::String("\u{1}\u{8}\u{c}\n\r\t\"\\/<>&\u{2028}\u{2029}é😀\u{7f}".into()));
+        h.insert(
+            "a",
+            Value::String("\u{1}\u{8}\u{c}\n\r\t\"\\/<>&\u{2028}\u{2029}é😀\u{7f}".into()),
+        );
         assert_eq!(enc(&Value::Hash(h)), "{\"a\":\"\\u0001\\b\\f\\n\\r\\t\\\"\\\\/\\u003c\\u003e\\u0026\\u2028\\u2029é😀\u{7f}\"}");
     }
 
@@ -333,7 +354,10 @@ mod tests {
     #[test]
     fn parses_any_top_level_value_and_keeps_order() {
         assert_eq!(load(b"42").unwrap(), Value::Integer(42));
-        assert_eq!(load(b"18446744073709551615").unwrap(), Value::integer(18_446_744_073_709_551_615));
+        assert_eq!(
+            load(b"18446744073709551615").unwrap(),
+            Value::integer(18_446_744_073_709_551_615)
+        );
         let v = load(br#"{"b":1,"a":2,"b":3}"#).unwrap();
         assert_eq!(enc(&v), r#"{"b":3,"a":2}"#);
         assert!(load(b"{").is_err());
@@ -356,6 +380,9 @@ mod tests {
         h.insert("sym", Value::Symbol("hello".into()));
         h.insert("time", Value::Time(t));
         h.insert_value(Value::Integer(1), Value::Nil);
-        assert_eq!(enc(&Value::Hash(h)), r#"{"sym":"hello","time":"2024-01-02T03:04:05.678Z","1":null}"#);
+        assert_eq!(
+            enc(&Value::Hash(h)),
+            r#"{"sym":"hello","time":"2024-01-02T03:04:05.678Z","1":null}"#
+        );
     }
 }

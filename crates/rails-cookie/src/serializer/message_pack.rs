@@ -29,7 +29,8 @@ pub(crate) fn dump(value: &Value) -> Result<Vec<u8>> {
 
 /// `ActiveSupport::MessagePack.load`.
 pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
-    let rest = bytes.strip_prefix(&SIGNATURE[..]).ok_or_else(|| err("missing the CC 80 signature"))?;
+    let rest =
+        bytes.strip_prefix(&SIGNATURE[..]).ok_or_else(|| err("missing the CC 80 signature"))?;
     let mut r = Reader { buf: rest, pos: 2 };
     let v = r.value(0)?;
     if !r.buf.is_empty() {
@@ -200,7 +201,10 @@ impl<'a> Reader<'a> {
                     _ => 4,
                 };
                 let n = self.be(width)? as usize;
-                Value::RubyString(RString::new(self.take(n)?.to_vec(), crate::value::Encoding::Binary))
+                Value::RubyString(RString::new(
+                    self.take(n)?.to_vec(),
+                    crate::value::Encoding::Binary,
+                ))
             }
             Marker::FixArray(n) => self.array(usize::from(n), depth)?,
             Marker::Array16 => {
@@ -284,12 +288,15 @@ impl<'a> Reader<'a> {
                 std::str::from_utf8(payload).map_err(|_| err("symbol is not UTF-8"))?.to_owned(),
             ),
             1 => {
-                let (&sign, chunks) = payload.split_first().ok_or_else(|| err("empty big integer"))?;
+                let (&sign, chunks) =
+                    payload.split_first().ok_or_else(|| err("empty big integer"))?;
                 if chunks.len() % 4 != 0 {
                     return Err(err("big integer payload is not whole 32-bit chunks"));
                 }
-                let digits: Vec<u32> =
-                    chunks.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let digits: Vec<u32> = chunks
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 let sign = if sign == 1 { Sign::Minus } else { Sign::Plus };
                 let b = BigInt::from_slice(sign, &digits);
                 match i64::try_from(&b) {
@@ -299,10 +306,17 @@ impl<'a> Reader<'a> {
             }
             7 => {
                 let sec = inner.value(depth + 1)?.as_i64().ok_or_else(|| err("Time seconds"))?;
-                let nsec = inner.value(depth + 1)?.as_i64().ok_or_else(|| err("Time nanoseconds"))?;
+                let nsec =
+                    inner.value(depth + 1)?.as_i64().ok_or_else(|| err("Time nanoseconds"))?;
                 let offset = inner.value(depth + 1)?.as_i64().ok_or_else(|| err("Time offset"))?;
-                let nanos = u32::try_from(nsec).ok().filter(|n| *n < 1_000_000_000).ok_or_else(|| err("Time nanoseconds"))?;
-                let offset = i32::try_from(offset).ok().filter(|o| o.abs() < 86_400).ok_or_else(|| err("Time offset"))?;
+                let nanos = u32::try_from(nsec)
+                    .ok()
+                    .filter(|n| *n < 1_000_000_000)
+                    .ok_or_else(|| err("Time nanoseconds"))?;
+                let offset = i32::try_from(offset)
+                    .ok()
+                    .filter(|o| o.abs() < 86_400)
+                    .ok_or_else(|| err("Time offset"))?;
                 // Time.at(sec, nsec, :nanosecond, in: offset): a fixed-offset time, never flagged UTC.
                 Value::Time(RubyTime::with_offset(sec, nanos, offset))
             }
@@ -368,7 +382,12 @@ mod tests {
         ] {
             assert!(load(bad).is_err(), "{bad:?}");
         }
-        let deep: Vec<u8> = SIGNATURE.iter().copied().chain(std::iter::repeat_n(0x91, 1000)).chain([0xc0]).collect();
+        let deep: Vec<u8> = SIGNATURE
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(0x91, 1000))
+            .chain([0xc0])
+            .collect();
         assert!(load(&deep).is_err());
     }
 

@@ -113,7 +113,10 @@ impl Serializer {
         let rewrite = self.accepts(format).ok_or_else(|| {
             Error::serializer(
                 "marshal",
-                format!("a Marshal payload is refused by the :{} serializer (use :hybrid to migrate)", self.name()),
+                format!(
+                    "a Marshal payload is refused by the :{} serializer (use :hybrid to migrate)",
+                    self.name()
+                ),
             )
         })?;
         Ok((load_format(format, payload)?, rewrite))
@@ -128,7 +131,9 @@ fn dump_format(format: Format, value: &Value) -> Result<Vec<u8>> {
         #[cfg(feature = "message-pack")]
         Format::MessagePack => message_pack::dump(value),
         #[allow(unreachable_patterns)]
-        _ => Err(Error::Config(format!("{format:?} support is not compiled in (enable the cargo feature)"))),
+        _ => Err(Error::Config(format!(
+            "{format:?} support is not compiled in (enable the cargo feature)"
+        ))),
     }
 }
 
@@ -140,7 +145,9 @@ fn load_format(format: Format, payload: &[u8]) -> Result<Value> {
         #[cfg(feature = "message-pack")]
         Format::MessagePack => message_pack::load(payload),
         #[allow(unreachable_patterns)]
-        _ => Err(Error::Config(format!("{format:?} support is not compiled in (enable the cargo feature)"))),
+        _ => Err(Error::Config(format!(
+            "{format:?} support is not compiled in (enable the cargo feature)"
+        ))),
     }
 }
 
@@ -198,7 +205,14 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in ["json", "marshal", "hybrid", "json_allow_marshal", "message_pack", "message_pack_allow_marshal"] {
+        for s in [
+            "json",
+            "marshal",
+            "hybrid",
+            "json_allow_marshal",
+            "message_pack",
+            "message_pack_allow_marshal",
+        ] {
             assert_eq!(s.parse::<Serializer>().unwrap().name(), s);
         }
         assert_eq!("message-pack".parse::<Serializer>().unwrap(), Serializer::MessagePack);

@@ -1,0 +1,257 @@
+//! `railbridge cookie decode|encode`: the codec on the command line, configured with Rails' own setting names.
+
+use std::io::{Read as _, Write as _};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use rails_cookie::{
+    dangerous, Cipher, CookieCodec, CookieKind, Digest, Profile, RailsVersion, Rotation,
+    SecretKeyBase, Serializer, Value,
+};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Largest input read from stdin: a cookie is at most 4096 bytes (about 5 KB escaped); a session JSON a little more.
+const MAX_INPUT: u64 = 1 << 20;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum CookieCommand {
+    /// Read a cookie value (as it appears in a Cookie header) on stdin; print the session as JSON.
+    ///
+    /// Exits 0 with the session on stdout, or 1 with one line on stderr naming why the cookie was refused
+    /// (malformed, invalid_signature, purpose, expired, serializer, …). Ruby-only values (symbols, times, objects)
+    /// print in the tagged JSON form of docs/tagged-json.md.
+    Decode(DecodeArgs),
+    /// Read a session as (tagged) JSON on stdin; print the cookie value as it would appear in Set-Cookie.
+    Encode(EncodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct DecodeArgs {
+    #[command(flatten)]
+    codec: CodecArgs,
+    /// Check expiry against this instant (RFC 3339) instead of the current time.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Also print whether Rails would rewrite the cookie: `{"session": …, "rewrite": bool}`.
+    #[arg(long)]
+    with_rewrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EncodeArgs {
+    #[command(flatten)]
+    codec: CodecArgs,
+    /// Give the cookie an expiry this many seconds from now (what `expire_after` does); it goes into the metadata
+    /// envelope where the Rails version writes one.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "expires_at")]
+    expires_in: Option<i64>,
+    /// Give the cookie this expiry (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    expires_at: Option<String>,
+    /// Encrypt with this IV (hex) instead of a random one. Dangerous: only for reproducing Rails' test vectors.
+    #[arg(long, value_name = "HEX", hide = true)]
+    dangerous_fixed_iv: Option<String>,
+}
+
+/// The codec's configuration, named after the Rails settings. `SECRET_KEY_BASE` is read from the environment only,
+/// so it never appears in a process list or shell history.
+#[derive(Debug, Args)]
+struct CodecArgs {
+    /// Rails version whose defaults to start from (4.2, 5.0, 5.1, 5.2, 6.0, 6.1, 7.0, 7.1, 7.2, 8.0).
+    #[arg(long = "rails", env = "RAILS_VERSION", default_value = "6.1", value_name = "VERSION")]
+    rails: String,
+    /// The session cookie's name (the session store's `key`); the purpose envelope is bound to it.
+    #[arg(long, env = "SESSION_KEY", default_value = "_app_session", value_name = "NAME")]
+    cookie_name: String,
+    /// `cookies_serializer`: json, marshal, hybrid, json-allow-marshal, message-pack, message-pack-allow-marshal.
+    #[arg(long, value_name = "NAME")]
+    serializer: Option<String>,
+    /// The cipher: aes-256-gcm (5.2+ default) or aes-256-cbc (4.2–5.1, or use_authenticated_cookie_encryption off).
+    #[arg(long, value_name = "CIPHER")]
+    cipher: Option<String>,
+    /// The session is a signed cookie (the signed jar), not an encrypted one.
+    #[arg(long)]
+    signed: bool,
+    /// `key_generator_hash_digest_class`: sha1 (before 7.0) or sha256 (7.0+ defaults).
+    #[arg(long, value_name = "DIGEST")]
+    kdf_digest: Option<String>,
+    /// PBKDF2 iterations (Rails uses 1000).
+    #[arg(long, value_name = "N")]
+    iterations: Option<u32>,
+    /// `encrypted_cookie_salt`.
+    #[arg(long, env = "SESSION_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
+    encrypted_cookie_salt: Option<String>,
+    /// `encrypted_signed_cookie_salt`.
+    #[arg(long, env = "SESSION_ENCRYPTED_SIGNED_COOKIE_SALT", value_name = "SALT")]
+    encrypted_signed_cookie_salt: Option<String>,
+    /// `authenticated_encrypted_cookie_salt`.
+    #[arg(long, env = "SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
+    authenticated_encrypted_cookie_salt: Option<String>,
+    /// `signed_cookie_salt`.
+    #[arg(long, env = "SESSION_SIGNED_COOKIE_SALT", value_name = "SALT")]
+    signed_cookie_salt: Option<String>,
+    /// `cookies_digest` (HMAC digest of 4.2–5.1 cookies).
+    #[arg(long, value_name = "DIGEST")]
+    cookies_digest: Option<String>,
+    /// `signed_cookie_digest` (5.2+).
+    #[arg(long, value_name = "DIGEST")]
+    signed_cookie_digest: Option<String>,
+    /// Write no metadata envelope (`use_cookies_with_metadata = false`).
+    #[arg(long)]
+    no_metadata: bool,
+    /// Also accept cookies written with this Rails version's defaults (a rotation); repeatable.
+    #[arg(long, value_name = "VERSION")]
+    accept_rails: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{}: {source}", source.kind())]
+    Codec {
+        #[from]
+        source: rails_cookie::Error,
+    },
+    #[error("config: {0}")]
+    Config(String),
+    #[error("input: {0}")]
+    Input(String),
+}
+
+pub(super) fn run(cmd: CookieCommand) -> ExitCode {
+    let result = match cmd {
+        CookieCommand::Decode(args) => decode(&args),
+        CookieCommand::Encode(args) => encode(&args),
+    };
+    match result {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed stdout (e.g. `| head`) is not an error worth a message.
+            let _ = writeln!(stdout, "{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("railbridge: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read_stdin() -> Result<String, CliError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(MAX_INPUT)
+        .read_to_string(&mut input)
+        .map_err(|e| CliError::Input(format!("stdin is not readable UTF-8 text: {e}")))?;
+    Ok(input)
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, CliError> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|_| CliError::Input(format!("{s:?} is not an RFC 3339 time")))
+}
+
+fn decode(args: &DecodeArgs) -> Result<String, CliError> {
+    let codec = args.codec.build()?;
+    let input = read_stdin()?;
+    let mut value = input.trim();
+    // Accept a whole `name=value` pair as copied from a Cookie header.
+    if let Some(rest) = value.strip_prefix(&format!("{}=", args.codec.cookie_name)) {
+        value = rest;
+    }
+    if value.is_empty() {
+        return Err(rails_cookie::Error::Malformed("empty cookie value").into());
+    }
+    let now = match &args.at {
+        Some(t) => parse_time(t)?,
+        None => OffsetDateTime::now_utc(),
+    };
+    let decoded = codec.decode_at(&args.codec.cookie_name, &rails_cookie::unescape(value), now)?;
+    let session = decoded.value.to_tagged_json();
+    let out = if args.with_rewrite {
+        serde_json::json!({ "session": session, "rewrite": decoded.rewrite })
+    } else {
+        session
+    };
+    Ok(out.to_string())
+}
+
+fn encode(args: &EncodeArgs) -> Result<String, CliError> {
+    let codec = args.codec.build()?;
+    let input = read_stdin()?;
+    let json: serde_json::Value = serde_json::from_str(&input)
+        .map_err(|e| CliError::Input(format!("the session is not JSON: {e}")))?;
+    let value = Value::from_tagged_json(&json)?;
+    let expires = match (args.expires_in, &args.expires_at) {
+        (Some(secs), _) => Some(OffsetDateTime::now_utc() + time::Duration::seconds(secs)),
+        (None, Some(t)) => Some(parse_time(t)?),
+        (None, None) => None,
+    };
+    let name = &args.codec.cookie_name;
+    let raw = match &args.dangerous_fixed_iv {
+        Some(iv) => {
+            let iv = hex::decode(iv)
+                .map_err(|_| CliError::Input("--dangerous-fixed-iv is not hex".into()))?;
+            dangerous::encode_with_fixed_iv(&codec, name, &value, expires, &iv)?
+        }
+        None => codec.encode(name, &value, expires)?,
+    };
+    Ok(rails_cookie::escape(&raw))
+}
+
+impl CodecArgs {
+    fn profile(&self, version: RailsVersion) -> Result<Profile, CliError> {
+        let mut p = Profile::for_version(version);
+        if let Some(s) = &self.serializer {
+            p = p.cookies_serializer(s.parse::<Serializer>()?);
+        }
+        if let Some(c) = &self.cipher {
+            p = p.cipher(c.parse::<Cipher>()?);
+        }
+        if self.signed {
+            p = p.session_cookie(CookieKind::Signed);
+        }
+        if let Some(d) = &self.kdf_digest {
+            p = p.key_generator_hash_digest_class(d.parse::<Digest>()?);
+        }
+        if let Some(n) = self.iterations {
+            p = p.key_iterations(n);
+        }
+        if let Some(s) = &self.encrypted_cookie_salt {
+            p = p.encrypted_cookie_salt(s);
+        }
+        if let Some(s) = &self.encrypted_signed_cookie_salt {
+            p = p.encrypted_signed_cookie_salt(s);
+        }
+        if let Some(s) = &self.authenticated_encrypted_cookie_salt {
+            p = p.authenticated_encrypted_cookie_salt(s);
+        }
+        if let Some(s) = &self.signed_cookie_salt {
+            p = p.signed_cookie_salt(s);
+        }
+        if let Some(d) = &self.cookies_digest {
+            p = p.cookies_digest(d.parse::<Digest>()?);
+        }
+        if let Some(d) = &self.signed_cookie_digest {
+            p = p.signed_cookie_digest(d.parse::<Digest>()?);
+        }
+        if self.no_metadata {
+            p = p.use_cookies_with_metadata(false);
+        }
+        Ok(p)
+    }
+
+    fn build(&self) -> Result<CookieCodec, CliError> {
+        let secret = std::env::var("SECRET_KEY_BASE").map_err(|_| {
+            CliError::Config("SECRET_KEY_BASE is not set (the Rails app's secret_key_base)".into())
+        })?;
+        let secret = SecretKeyBase::new(secret)?;
+        let version: RailsVersion = self.rails.parse()?;
+        let mut profile = self.profile(version)?;
+        for other in &self.accept_rails {
+            let other: RailsVersion = other.parse()?;
+            profile = profile.rotate(Rotation::app(secret.clone(), self.profile(other)?));
+        }
+        Ok(CookieCodec::new(profile, secret)?)
+    }
+}

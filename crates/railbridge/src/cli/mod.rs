@@ -1,0 +1,35 @@
+//! Command-line interface.
+
+mod cookie;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Share a Rails app's login with Rust services: decode and encode Rails session cookies, or run the identity
+/// gateway.
+#[derive(Debug, Parser)]
+#[command(name = "railbridge", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode or encode a Rails session cookie.
+    #[command(subcommand)]
+    Cookie(cookie::CookieCommand),
+    /// Run the identity gateway.
+    Serve(serve::ServeArgs),
+}
+
+/// Runs a parsed command line; the exit code follows the command's documentation.
+#[must_use]
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Cookie(cmd) => cookie::run(cmd),
+        Command::Serve(args) => serve::run(args),
+    }
+}

@@ -1,1 +1,237 @@
-fn main() {}
+//! Codec benchmarks with a floor measured in the same run.
+//!
+//! The floor is the cheapest possible decode of the same cookie built from the fastest crates for each step —
+//! strict base64 of the three parts, AES-256-GCM open (ring, aws-lc-rs and RustCrypto `aes-gcm` are all measured;
+//! the fastest is used), serde_json of the envelope and of the session into `serde_json::Value` — with no error
+//! handling beyond `?`, no purpose or expiry check, and no value model. Our decode and encode are printed as ratios
+//! to that floor; the target is ≤ 1.2×.
+//!
+//! Run: `cargo bench -p rails-cookie --bench codec` (add `-- --quick` for a fast pass).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use criterion::{BenchmarkId, Criterion};
+use rails_cookie::{CookieCodec, Hash, KeyGenerator, Profile, SecretKeyBase, Serializer, Value};
+
+const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
+
+/// A realistic signed-in Devise session (about 600 bytes as a 6.1 GCM cookie).
+fn devise_session() -> Value {
+    let mut warden_session = Hash::new();
+    warden_session.insert("last_request_at", Value::Integer(1_764_000_000));
+    let mut flashes = Hash::new();
+    flashes.insert("notice", "Signed in successfully.".into());
+    let mut flash = Hash::new();
+    flash.insert("discard", Value::Array(vec![]));
+    flash.insert("flashes", Value::Hash(flashes));
+    let mut h = Hash::new();
+    h.insert("session_id", "8f3a9c2e5b7d1f4a6c8e0b2d4f6a8c1e".into());
+    h.insert(
+        "warden.user.user.key",
+        Value::Array(vec![Value::Array(vec![Value::Integer(1042)]), "$2a$12$KIXe0sYfXJ0x1YQ0b1c2de".into()]),
+    );
+    h.insert("warden.user.user.session", Value::Hash(warden_session));
+    h.insert("_csrf_token", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=".into());
+    h.insert("user_return_to", "/dashboard/reports?tab=weekly".into());
+    h.insert("flash", Value::Hash(flash));
+    Value::Hash(h)
+}
+
+struct Case {
+    name: &'static str,
+    codec: CookieCodec,
+    cookie: String,
+}
+
+fn cases() -> Vec<Case> {
+    let skb = || SecretKeyBase::new(SKB).unwrap();
+    let session = devise_session();
+    [
+        ("rails_6_1_gcm_json", Profile::rails_6_1()),
+        ("rails_4_2_cbc_json", Profile::rails_4_2()),
+        ("rails_6_1_gcm_marshal", Profile::rails_6_1().cookies_serializer(Serializer::Marshal)),
+    ]
+    .into_iter()
+    .map(|(name, profile)| {
+        let codec = CookieCodec::new(profile, skb()).unwrap();
+        let cookie = codec.encode("_app_session", &session, None).unwrap();
+        Case { name, codec, cookie }
+    })
+    .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, rename = "_rails")]
+    rails: EnvelopeInner<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeInner<'a> {
+    #[serde(borrow)]
+    message: &'a str,
+}
+
+/// Splits `ct--iv--tag` and strict-base64-decodes the parts (the floor's first step).
+fn floor_parts(cookie: &str) -> Option<(Vec<u8>, [u8; 12], [u8; 16])> {
+    let mut parts = cookie.split("--");
+    let (ct, iv, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let mut in_out = Vec::with_capacity(ct.len() / 4 * 3 + 16);
+    STANDARD.decode_vec(ct, &mut in_out).ok()?;
+    let mut ivb = [0u8; 12];
+    STANDARD.decode_slice(iv, &mut ivb).ok()?;
+    let mut tagb = [0u8; 18];
+    STANDARD.decode_slice(tag, &mut tagb).ok()?;
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&tagb[..16]);
+    Some((in_out, ivb, t))
+}
+
+fn floor_json(plain: &[u8]) -> Option<serde_json::Value> {
+    let env: Envelope<'_> = serde_json::from_slice(plain).ok()?;
+    let payload = STANDARD.decode(env.rails.message).ok()?;
+    serde_json::from_slice(&payload).ok()
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let cases = cases();
+    let gcm_cookie = cases[0].cookie.clone();
+    let key = KeyGenerator::new(SecretKeyBase::new(SKB).unwrap(), rails_cookie::Digest::Sha1, 1000)
+        .unwrap()
+        .generate_key(b"authenticated encrypted cookie", 32);
+    let key = key.expose().to_vec();
+
+    // Building a codec: key derivation, paid once per process.
+    c.bench_function("setup/codec_new_6_1", |b| {
+        b.iter(|| CookieCodec::new(Profile::rails_6_1(), SecretKeyBase::new(SKB).unwrap()).unwrap())
+    });
+
+    // Floor components.
+    let ring_key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key).unwrap());
+    let lc_key = aws_lc_rs::aead::LessSafeKey::new(
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key).unwrap(),
+    );
+    let rc_key = {
+        use aes_gcm::KeyInit as _;
+        aes_gcm::Aes256Gcm::new_from_slice(&key).unwrap()
+    };
+    let (ct, iv, tag) = floor_parts(&gcm_cookie).unwrap();
+    let mut group = c.benchmark_group("floor");
+    group.bench_function("base64_parts", |b| b.iter(|| floor_parts(black_box(&gcm_cookie))));
+    group.bench_function("gcm_open/ring", |b| {
+        b.iter(|| {
+            let mut buf = ct.clone();
+            buf.extend_from_slice(&tag);
+            let n = ring::aead::Nonce::assume_unique_for_key(iv);
+            ring_key.open_in_place(n, ring::aead::Aad::empty(), &mut buf).unwrap().len()
+        })
+    });
+    group.bench_function("gcm_open/aws_lc_rs", |b| {
+        b.iter(|| {
+            let mut buf = ct.clone();
+            buf.extend_from_slice(&tag);
+            let n = aws_lc_rs::aead::Nonce::assume_unique_for_key(iv);
+            lc_key.open_in_place(n, aws_lc_rs::aead::Aad::empty(), &mut buf).unwrap().len()
+        })
+    });
+    group.bench_function("gcm_open/aes_gcm", |b| {
+        use aes_gcm::aead::AeadInPlace as _;
+        b.iter(|| {
+            let mut buf = ct.clone();
+            rc_key
+                .decrypt_in_place_detached((&iv).into(), b"", &mut buf, (&tag).into())
+                .unwrap();
+            buf.len()
+        })
+    });
+    let mut plain = ct.clone();
+    plain.extend_from_slice(&tag);
+    let n = ring::aead::Nonce::assume_unique_for_key(iv);
+    let plain = ring_key.open_in_place(n, ring::aead::Aad::empty(), &mut plain).unwrap().to_vec();
+    group.bench_function("json_envelope_and_session", |b| b.iter(|| floor_json(black_box(&plain))));
+    group.bench_function("decode_6_1_gcm_json", |b| {
+        b.iter(|| {
+            let (mut buf, iv, tag) = floor_parts(black_box(&gcm_cookie)).unwrap();
+            buf.extend_from_slice(&tag);
+            let n = ring::aead::Nonce::assume_unique_for_key(iv);
+            let p = ring_key.open_in_place(n, ring::aead::Aad::empty(), &mut buf).unwrap();
+            floor_json(p)
+        })
+    });
+    let session_json = serde_json::to_value(devise_session().to_tagged_json()).unwrap();
+    let seal_key =
+        ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key).unwrap());
+    let rng = ring::rand::SystemRandom::new();
+    group.bench_function("encode_6_1_gcm_json", |b| {
+        b.iter(|| {
+            let payload = serde_json::to_vec(black_box(&session_json)).unwrap();
+            let env = format!(
+                r#"{{"_rails":{{"message":"{}","exp":null,"pur":"cookie._app_session"}}}}"#,
+                STANDARD.encode(&payload)
+            );
+            let mut iv = [0u8; 12];
+            ring::rand::SecureRandom::fill(&rng, &mut iv).unwrap();
+            let mut buf = env.into_bytes();
+            let n = ring::aead::Nonce::assume_unique_for_key(iv);
+            let tag = seal_key.seal_in_place_separate_tag(n, ring::aead::Aad::empty(), &mut buf).unwrap();
+            format!("{}--{}--{}", STANDARD.encode(&buf), STANDARD.encode(iv), STANDARD.encode(tag.as_ref()))
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("railbridge");
+    for case in &cases {
+        group.bench_with_input(BenchmarkId::new("decode", case.name), case, |b, case| {
+            b.iter(|| case.codec.decode("_app_session", black_box(&case.cookie)).unwrap())
+        });
+        let value = case.codec.decode("_app_session", &case.cookie).unwrap().value;
+        group.bench_with_input(BenchmarkId::new("encode", case.name), case, |b, case| {
+            b.iter(|| case.codec.encode("_app_session", black_box(&value), None).unwrap())
+        });
+    }
+    group.finish();
+    c.final_summary();
+    report();
+}
+
+/// Reads criterion's estimates of this run and prints the ratios against the floor.
+fn report() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
+    let ns = |id: &str| -> Option<f64> {
+        let path = dir.join(id).join("new/estimates.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        v["median"]["point_estimate"].as_f64()
+    };
+    let Some(floor_decode) = ns("floor/decode_6_1_gcm_json") else {
+        eprintln!("(no estimates found under {}; ratios not printed)", dir.display());
+        return;
+    };
+    let floor_encode = ns("floor/encode_6_1_gcm_json").unwrap_or(f64::NAN);
+    println!("\n== rails-cookie vs. floor (medians of this run) ==");
+    for (id, label) in [
+        ("floor/gcm_open_ring", "GCM open, ring"),
+        ("floor/gcm_open_aws_lc_rs", "GCM open, aws-lc-rs"),
+        ("floor/gcm_open_aes_gcm", "GCM open, aes-gcm (RustCrypto)"),
+        ("setup/codec_new_6_1", "CookieCodec::new (key derivation, once)"),
+    ] {
+        if let Some(t) = ns(id) {
+            println!("{label:<44} {:>10.0} ns", t);
+        }
+    }
+    println!("{:<44} {:>10.0} ns", "floor: decode 6.1 GCM JSON", floor_decode);
+    println!("{:<44} {:>10.0} ns", "floor: encode 6.1 GCM JSON", floor_encode);
+    for name in ["rails_6_1_gcm_json", "rails_4_2_cbc_json", "rails_6_1_gcm_marshal"] {
+        for (op, floor) in [("decode", floor_decode), ("encode", floor_encode)] {
+            if let Some(t) = ns(&format!("railbridge/{op}/{name}")) {
+                println!("{:<44} {:>10.0} ns   {:.2}x floor", format!("railbridge {op} {name}"), t, t / floor);
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! `JSON.parse` (any JSON value at the top level, duplicate keys overwrite in place as Ruby's `Hash#[]=` does).
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -31,7 +32,10 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
         Value::Nil => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Integer(i) => out.push_str(&i.to_string()),
+        Value::Integer(i) => {
+            // fmt::Write on a String cannot fail.
+            let _ = write!(out, "{i}");
+        }
         Value::BigInteger(b) => out.push_str(&b.to_string()),
         Value::Float(f) => {
             if f.is_finite() {
@@ -165,35 +169,48 @@ fn write_hash(h: &Hash, out: &mut String, depth: usize) -> Result<()> {
 }
 
 /// Writes a JSON string with the JSON gem's escapes plus ActiveSupport's `< > & U+2028 U+2029`.
+///
+/// Scans bytes rather than chars: everything that needs escaping is ASCII except U+2028/U+2029, whose UTF-8 form
+/// starts with `E2 80`, so runs of ordinary text are copied whole.
 pub(crate) fn write_str(s: &str, out: &mut String) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escaped: Option<&str> = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\u{8}' => Some("\\b"),
-            '\u{c}' => Some("\\f"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '<' => Some("\\u003c"),
-            '>' => Some("\\u003e"),
-            '&' => Some("\\u0026"),
-            '\u{2028}' => Some("\\u2028"),
-            '\u{2029}' => Some("\\u2029"),
-            c if (c as u32) < 0x20 => None,
-            _ => continue,
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (escaped, len): (&str, usize) = match b {
+            b'"' => ("\\\"", 1),
+            b'\\' => ("\\\\", 1),
+            b'<' => ("\\u003c", 1),
+            b'>' => ("\\u003e", 1),
+            b'&' => ("\\u0026", 1),
+            0x08 => ("\\b", 1),
+            0x0c => ("\\f", 1),
+            b'\n' => ("\\n", 1),
+            b'\r' => ("\\r", 1),
+            b'\t' => ("\\t", 1),
+            0x00..=0x1f => ("", 1),
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => ("\\u2028", 3),
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => ("\\u2029", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[start..i]);
-        match escaped {
-            Some(e) => out.push_str(e),
-            None => out.push_str(&format!("\\u{:04x}", c as u32)),
+        if escaped.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push_str(escaped);
         }
-        start = i + c.len_utf8();
+        i += len;
+        start = i;
     }
-    out.push_str(&s[start..bytes.len()]);
+    out.push_str(&s[start..]);
     out.push('"');
 }
 

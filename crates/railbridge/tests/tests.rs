@@ -1,1 +1,3 @@
-//! CLI tests.
+//! Integration tests of the `railbridge` binary.
+
+mod cli;

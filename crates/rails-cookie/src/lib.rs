@@ -70,6 +70,7 @@
 //!
 //! - `marshal` (default): Ruby Marshal payloads (`:marshal`, `:hybrid`, `*_allow_marshal`).
 //! - `message-pack` (default): ActiveSupport MessagePack payloads (Rails 7.1+ `:message_pack*`).
+//! - `fuzzing`: exposes the internal parsers to `cargo fuzz` (not a stable API).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -77,6 +78,8 @@ mod cookie;
 mod digest;
 mod encoding;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod key_generator;
 mod message_encryptor;
 mod message_verifier;

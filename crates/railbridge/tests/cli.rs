@@ -1,0 +1,148 @@
+//! `railbridge cookie decode|encode`, driven as a user would: stdin, stdout, stderr, exit code.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value as Json;
+
+const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
+
+fn vector(profile: &str, case: &str) -> Json {
+    let path = format!("{}/../rails-cookie/tests/vectors/{profile}.json", env!("CARGO_MANIFEST_DIR"));
+    let doc: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap().clone()
+}
+
+fn railbridge(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railbridge"));
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // A clean environment: only what the test gives (plus PATH), so a developer's RAILS_VERSION cannot leak in.
+    cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "exit {:?}, stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn decodes_a_rails_cookie_to_json() {
+    let case = vector("rails_6_1_json", "devise_login");
+    let out = railbridge(&["cookie", "decode", "--rails", "6.1"], case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]);
+    let json: Json = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(json, case["expected"]["session"]);
+}
+
+#[test]
+fn accepts_a_whole_cookie_pair_and_env_configuration() {
+    let case = vector("rails_7_0_json", "devise_login");
+    let input = format!("_app_session={}\n", case["cookie"].as_str().unwrap());
+    let env = [("SECRET_KEY_BASE", SKB), ("RAILS_VERSION", "7.0"), ("SESSION_KEY", "_app_session")];
+    let json: Json = serde_json::from_str(&ok(&railbridge(&["cookie", "decode"], &input, &env))).unwrap();
+    assert_eq!(json, case["expected"]["session"]);
+}
+
+#[test]
+fn refusals_exit_1_with_one_line_naming_the_reason() {
+    let env = [("SECRET_KEY_BASE", SKB)];
+    for (profile, case, word) in [
+        ("rails_6_1_json", "tampered_tag", "invalid_signature"),
+        ("rails_6_1_json", "wrong_purpose", "purpose"),
+        ("rails_6_1_json", "expired", "expired"),
+        ("rails_6_1_json", "no_separators", "malformed"),
+    ] {
+        let c = vector(profile, case);
+        let out = railbridge(&["cookie", "decode", "--at", "2026-01-01T00:00:00Z"], c["cookie"].as_str().unwrap(), &env);
+        assert_eq!(out.status.code(), Some(1), "{case}");
+        assert!(out.stdout.is_empty(), "{case}: nothing on stdout");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{case}: {stderr}");
+        assert!(stderr.starts_with(&format!("railbridge: {word}: ")), "{case}: {stderr}");
+    }
+    let out = railbridge(&["cookie", "decode"], "", &env);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn missing_secret_is_a_config_error_and_help_shows_no_secret() {
+    let out = railbridge(&["cookie", "decode"], "x", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SECRET_KEY_BASE is not set"));
+    let help = railbridge(&["cookie", "decode", "--help"], "", &[("SECRET_KEY_BASE", SKB)]);
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.contains("--accept-rails") && !text.contains(SKB), "{text}");
+}
+
+#[test]
+fn encode_reproduces_rails_bytes_with_the_same_iv() {
+    // Spec vector T3: the same session and IV give Rails' exact cookie.
+    let case = vector("rails_6_1_json", "spec_t3");
+    let session = case["expected"]["session"].to_string();
+    let args = ["cookie", "encode", "--rails", "6.1", "--dangerous-fixed-iv", "000102030405060708090a0b"];
+    let out = ok(&railbridge(&args, &session, &[("SECRET_KEY_BASE", SKB)]));
+    assert_eq!(out.trim(), case["cookie"].as_str().unwrap());
+}
+
+#[test]
+fn marshal_session_round_trips_through_the_cli() {
+    let case = vector("rails_6_1_marshal", "symbols");
+    let env = [("SECRET_KEY_BASE", SKB)];
+    let flags = ["--rails", "6.1", "--serializer", "marshal"];
+    let decoded = ok(&railbridge(&[&["cookie", "decode"][..], &flags].concat(), case["cookie"].as_str().unwrap(), &env));
+    let cookie = ok(&railbridge(&[&["cookie", "encode"][..], &flags].concat(), &decoded, &env));
+    let again = ok(&railbridge(&[&["cookie", "decode"][..], &flags].concat(), cookie.trim(), &env));
+    assert_eq!(decoded, again);
+    let json: Json = serde_json::from_str(&decoded).unwrap();
+    assert_eq!(json, case["expected"]["session"]);
+}
+
+#[test]
+fn accept_rails_reads_older_cookies_and_reports_the_rewrite() {
+    let case = vector("rails_4_2_json", "devise_login");
+    let args = ["cookie", "decode", "--rails", "7.0", "--accept-rails", "4.2", "--with-rewrite"];
+    let out: Json = serde_json::from_str(&ok(&railbridge(&args, case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]))).unwrap();
+    assert_eq!(out["session"], case["expected"]["session"]);
+    assert_eq!(out["rewrite"], true);
+    let plain = railbridge(&["cookie", "decode", "--rails", "7.0"], case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]);
+    assert_eq!(plain.status.code(), Some(1));
+}
+
+#[test]
+fn options_override_the_preset_under_rails_names() {
+    let case = vector("custom_salts_cbc", "devise_login");
+    let args = [
+        "cookie", "decode", "--rails", "6.1", "--cipher", "aes-256-cbc",
+        "--encrypted-cookie-salt", "my encrypted salt", "--encrypted-signed-cookie-salt", "my signed encrypted salt",
+    ];
+    let json: Json = serde_json::from_str(&ok(&railbridge(&args, case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]))).unwrap();
+    assert_eq!(json, case["expected"]["session"]);
+    let signed = vector("signed_sha256_digest", "user_pref");
+    let args = ["cookie", "decode", "--signed", "--signed-cookie-digest", "sha256", "--no-metadata", "--cookie-name", "user_pref"];
+    let out = railbridge(&args, signed["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]);
+    let json: Json = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(json, signed["expected"]["session"]);
+}
+
+#[test]
+fn encode_with_expiry_writes_the_envelope_and_bad_input_is_refused() {
+    let env = [("SECRET_KEY_BASE", SKB)];
+    let cookie = ok(&railbridge(&["cookie", "encode", "--expires-in", "60"], r#"{"a":1}"#, &env));
+    let back = ok(&railbridge(&["cookie", "decode"], cookie.trim(), &env));
+    assert_eq!(back.trim(), r#"{"a":1}"#);
+    let expired = ok(&railbridge(&["cookie", "encode", "--expires-at", "2020-01-01T00:00:00Z"], r#"{"a":1}"#, &env));
+    let out = railbridge(&["cookie", "decode"], expired.trim(), &env);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("railbridge: expired"));
+    for bad in ["not json", r#"{"$symbl":"x"}"#] {
+        let out = railbridge(&["cookie", "encode"], bad, &env);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+    }
+    let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5000));
+    let out = railbridge(&["cookie", "encode"], &big, &env);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("railbridge: overflow"));
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a bounded time each and prints a summary line per target.
+#   fuzz/run.sh [seconds-per-target]     (default 60)
+# Needs cargo-fuzz (`cargo install cargo-fuzz`); on a stable toolchain RUSTC_BOOTSTRAP=1 lets it use the
+# sanitizer flags. Seeds come from the Rails-generated vectors.
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-60}
+export RUSTC_BOOTSTRAP=1
+targets=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json)
+# Seed corpora from real Rails cookies and payloads.
+python3 - <<'PY'
+import json, glob, os, binascii
+for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "envelope", "tagged_json"]:
+    os.makedirs(f"corpus/{t}", exist_ok=True)
+for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/*.json"))):
+    doc = json.load(open(path))
+    for j, case in enumerate(doc["cases"]):
+        tag = f"{i}_{j}"
+        cookie = case.get("cookie")
+        if cookie:
+            target = "decode_signed" if doc["config"]["kind"] == "signed" else (
+                "decode_gcm" if doc["config"].get("cipher") == "aes-256-gcm" else "decode_cbc")
+            open(f"corpus/{target}/{tag}", "w").write(cookie)
+        if case.get("payload_hex"):
+            payload = binascii.unhexlify(case["payload_hex"])
+            sub = "marshal_load" if payload[:2] == b"\x04\x08" else "envelope"
+            open(f"corpus/{sub}/{tag}", "wb").write(payload)
+        if case.get("plaintext_hex"):
+            open(f"corpus/envelope/p{tag}", "wb").write(binascii.unhexlify(case["plaintext_hex"]))
+        if "session" in case.get("expected", {}):
+            open(f"corpus/tagged_json/{tag}", "w").write(json.dumps(case["expected"]["session"]))
+PY
+total=0
+for t in "${targets[@]}"; do
+  start=$(date +%s)
+  if cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 \
+      >"$t.log" 2>&1; then
+    result="ok"
+  else
+    result="FAILED (see fuzz/$t.log and fuzz/artifacts/$t)"
+  fi
+  end=$(date +%s)
+  total=$((total + end - start))
+  runs=$(grep -oE '#[0-9]+' "$t.log" | tail -1)
+  echo "$t: ${result}, $((end - start)) s, ${runs:-?} executions"
+done
+echo "fuzzing: ${#targets[@]} targets, ${total} s in all"

@@ -196,7 +196,6 @@ impl CookieCodec {
     }
 
     /// The profile this codec was built from.
-    #[must_use]
     pub fn profile(&self) -> &Profile {
         &self.profile
     }

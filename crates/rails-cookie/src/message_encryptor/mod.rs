@@ -90,6 +90,8 @@ pub struct MessageEncryptor {
     rng: ring::rand::SystemRandom,
 }
 
+// An encryptor is built once per codec and never moved on the hot path, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Gcm(gcm::Gcm),
     Cbc(cbc::Cbc),

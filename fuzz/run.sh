@@ -11,7 +11,7 @@ targets=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load enve
 # Seed corpora from real Rails cookies and payloads.
 python3 - <<'PY'
 import json, glob, os, binascii
-for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "envelope", "tagged_json"]:
+for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json"]:
     os.makedirs(f"corpus/{t}", exist_ok=True)
 for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/*.json"))):
     doc = json.load(open(path))
@@ -30,6 +30,10 @@ for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/
             open(f"corpus/envelope/p{tag}", "wb").write(binascii.unhexlify(case["plaintext_hex"]))
         if "session" in case.get("expected", {}):
             open(f"corpus/tagged_json/{tag}", "w").write(json.dumps(case["expected"]["session"]))
+# MessagePack seeds: ActiveSupport's signature, a session map with a symbol ext, a bignum ext, a Time ext.
+for seed in ["cc8082a7757365725f69642ad4006bcb3ff8000000000000", "cc80c70d0100000000000000000000000001",
+             "cc80c70907ce6553f10005cd0e10"]:
+    open(f"corpus/message_pack_load/{seed}", "wb").write(binascii.unhexlify(seed))
 PY
 total=0
 for t in "${targets[@]}"; do
@@ -42,7 +46,7 @@ for t in "${targets[@]}"; do
   fi
   end=$(date +%s)
   total=$((total + end - start))
-  runs=$(grep -oE '#[0-9]+' "$t.log" | tail -1)
+  runs=$(grep -oE '#[0-9]+' "$t.log" | tail -1 || true)
   echo "$t: ${result}, $((end - start)) s, ${runs:-?} executions"
 done
 echo "fuzzing: ${#targets[@]} targets, ${total} s in all"

@@ -31,7 +31,10 @@ fn devise_session() -> Value {
     h.insert("session_id", "8f3a9c2e5b7d1f4a6c8e0b2d4f6a8c1e".into());
     h.insert(
         "warden.user.user.key",
-        Value::Array(vec![Value::Array(vec![Value::Integer(1042)]), "$2a$12$KIXe0sYfXJ0x1YQ0b1c2de".into()]),
+        Value::Array(vec![
+            Value::Array(vec![Value::Integer(1042)]),
+            "$2a$12$KIXe0sYfXJ0x1YQ0b1c2de".into(),
+        ]),
     );
     h.insert("warden.user.user.session", Value::Hash(warden_session));
     h.insert("_csrf_token", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=".into());
@@ -114,7 +117,9 @@ fn main() {
     });
 
     // Floor components.
-    let ring_key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key).unwrap());
+    let ring_key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key).unwrap(),
+    );
     let lc_key = aws_lc_rs::aead::LessSafeKey::new(
         aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key).unwrap(),
     );
@@ -145,9 +150,7 @@ fn main() {
         use aes_gcm::aead::AeadInPlace as _;
         b.iter(|| {
             let mut buf = ct.clone();
-            rc_key
-                .decrypt_in_place_detached((&iv).into(), b"", &mut buf, (&tag).into())
-                .unwrap();
+            rc_key.decrypt_in_place_detached((&iv).into(), b"", &mut buf, (&tag).into()).unwrap();
             buf.len()
         })
     });
@@ -166,8 +169,9 @@ fn main() {
         })
     });
     let session_json = serde_json::to_value(devise_session().to_tagged_json()).unwrap();
-    let seal_key =
-        ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key).unwrap());
+    let seal_key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key).unwrap(),
+    );
     let rng = ring::rand::SystemRandom::new();
     group.bench_function("encode_6_1_gcm_json", |b| {
         b.iter(|| {
@@ -180,8 +184,14 @@ fn main() {
             ring::rand::SecureRandom::fill(&rng, &mut iv).unwrap();
             let mut buf = env.into_bytes();
             let n = ring::aead::Nonce::assume_unique_for_key(iv);
-            let tag = seal_key.seal_in_place_separate_tag(n, ring::aead::Aad::empty(), &mut buf).unwrap();
-            format!("{}--{}--{}", STANDARD.encode(&buf), STANDARD.encode(iv), STANDARD.encode(tag.as_ref()))
+            let tag =
+                seal_key.seal_in_place_separate_tag(n, ring::aead::Aad::empty(), &mut buf).unwrap();
+            format!(
+                "{}--{}--{}",
+                STANDARD.encode(&buf),
+                STANDARD.encode(iv),
+                STANDARD.encode(tag.as_ref())
+            )
         })
     });
     group.finish();
@@ -206,7 +216,8 @@ fn report() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
     let ns = |id: &str| -> Option<f64> {
         let path = dir.join(id).join("new/estimates.json");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
         v["median"]["point_estimate"].as_f64()
     };
     let Some(floor_decode) = ns("floor/decode_6_1_gcm_json") else {
@@ -230,7 +241,12 @@ fn report() {
     for name in ["rails_6_1_gcm_json", "rails_4_2_cbc_json", "rails_6_1_gcm_marshal"] {
         for (op, floor) in [("decode", floor_decode), ("encode", floor_encode)] {
             if let Some(t) = ns(&format!("railbridge/{op}/{name}")) {
-                println!("{:<44} {:>10.0} ns   {:.2}x floor", format!("railbridge {op} {name}"), t, t / floor);
+                println!(
+                    "{:<44} {:>10.0} ns   {:.2}x floor",
+                    format!("railbridge {op} {name}"),
+                    t,
+                    t / floor
+                );
             }
         }
     }

@@ -33,5 +33,6 @@ pub fn json_load(bytes: &[u8]) -> Result<Value> {
 /// Metadata envelope reader, both detection modes.
 pub fn envelope_unwrap(bytes: &[u8], prefix_only: bool) -> Result<Vec<u8>> {
     let detection = if prefix_only { EnvelopeDetection::Prefix } else { EnvelopeDetection::Parse };
-    metadata::unwrap(bytes, detection, "cookie._app_session", datetime!(2026-01-01 00:00 UTC)).map(|c| c.into_owned())
+    metadata::unwrap(bytes, detection, "cookie._app_session", datetime!(2026-01-01 00:00 UTC))
+        .map(|c| c.into_owned())
 }

@@ -191,8 +191,12 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
             b'\r' => ("\\r", 1),
             b'\t' => ("\\t", 1),
             0x00..=0x1f => ("", 1),
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => ("\\u2028", 3),
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => ("\\u2029", 3),
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
+                ("\\u2028", 3)
+            }
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => {
+                ("\\u2029", 3)
+            }
             _ => {
                 i += 1;
                 continue;

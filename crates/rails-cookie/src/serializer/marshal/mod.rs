@@ -638,4 +638,14 @@ out "empty", {}
             prop_assert_eq!(dump(&back).unwrap(), bytes);
         }
     }
+
+    /// Found by `fuzz/run.sh` (marshal_load): an `encoding` ivar on a `_dump` object that links to a US-ASCII
+    /// String must load back as that String, not be rewritten as a binary encoding name.
+    #[test]
+    fn fuzz_regression_encoding_ivar_link() {
+        let bytes = hex::decode("04087b0849220f73657373696f6e5f6964063a0645544922253031323334353637383961626364659230313233343536373839616267646566063a005449220674063b005449753a0954696d650d43001fc0f55b5a10093a0d6e616e6f5f6e756d6901ea3a0d6e616e6f5f64656e69063a0d656e636f64696e67220723403a097a6f6a65492208555443063b00464922077430063b005449753b060d000019c000000000063b0a400a").unwrap();
+        let value = load(&bytes, &Limits::default()).unwrap();
+        let again = load(&dump(&value).unwrap(), &Limits::default()).unwrap();
+        assert_eq!(again, value);
+    }
 }

@@ -460,8 +460,17 @@ impl Writer {
                     self.len(ivars.len())?;
                     for (name, value) in ivars {
                         self.symbol(name)?;
-                        match (name.as_str(), value.as_str()) {
-                            ("encoding", Some(encoding)) => self.encoding_name(encoding)?,
+                        match (name.as_str(), value) {
+                            // Encoding names are binary Strings with no ivars; anything else under that name (a
+                            // hostile or odd dump) is written as the value it is, so it loads back unchanged.
+                            ("encoding", Value::RubyString(s))
+                                if s.encoding == Encoding::Binary && s.ivars.is_empty() =>
+                            {
+                                match std::str::from_utf8(&s.bytes) {
+                                    Ok(encoding) => self.encoding_name(encoding)?,
+                                    Err(_) => self.value(value, depth + 1)?,
+                                }
+                            }
                             _ => self.value(value, depth + 1)?,
                         }
                     }

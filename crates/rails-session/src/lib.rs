@@ -1,4 +1,133 @@
-//! Web integration for Rails sessions (in progress).
+//! # rails-session
+//!
+//! Share a Ruby on Rails login with a Rust service: the Rust side reads (and writes) the Rails app's encrypted
+//! session cookie, finds the Devise/Warden user in it, checks CSRF tokens as Rails does, and answers `401` when
+//! nobody is signed in. The cookie codec is [`rails_cookie`]; this crate adds the web part.
+//!
+//! ## Quick start (axum)
+//!
+//! ```no_run
+//! use axum::{routing::get, Json, Router};
+//! use rails_session::{CurrentUser, Identity, SessionConfig, SessionLayer};
+//!
+//! async fn me(user: CurrentUser<Identity>) -> Json<Identity> {
+//!     Json(user.into_inner()) // {"id": 1, "scope": "user"}; 401 when not signed in
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // SECRET_KEY_BASE, SESSION_KEY (the cookie name), RAILS_VERSION (default 6.1), DOMAIN, …
+//! let config = SessionConfig::from_env()?;
+//! let app = Router::new().route("/api/me", get(me)).layer(SessionLayer::new(config));
+//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:3001").await?, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Quick start (actix-web, feature `actix-web`)
+//!
+//! ```no_run
+//! # #[cfg(feature = "actix-web")]
+//! # async fn run() -> std::io::Result<()> {
+//! use actix_web::{web, App, HttpResponse, HttpServer};
+//! use rails_session::{actix::RailsSession, CurrentUser, Identity, SessionConfig};
+//!
+//! async fn me(user: CurrentUser<Identity>) -> HttpResponse {
+//!     HttpResponse::Ok().json(user.into_inner()) // 401 when not signed in
+//! }
+//!
+//! let session = RailsSession::new(SessionConfig::from_env().expect("SECRET_KEY_BASE and SESSION_KEY"));
+//! HttpServer::new(move || App::new().wrap(session.clone()).route("/api/me", web::get().to(me)))
+//!     .bind("127.0.0.1:3001")?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
+//! Complete runnable versions, with CSRF, CORS and the User API: `examples/api.rs` (axum) and
+//! `examples/api_actix.rs` (actix-web).
+//!
+//! ## A single-page app on another subdomain (CORS)
+//!
+//! A frontend on `https://www.app.test` calling this API on `https://api.app.test` with the Rails cookie needs
+//! the cookie to be shared (`DOMAIN=.app.test` on both sides), and CORS with credentials for exactly the
+//! frontend's origin — never `*` — allowing the `X-CSRF-Token` header in preflights. Use tower-http's layer
+//! (`actix_cors::Cors` on actix-web), outside the session layer:
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use http::{header, HeaderValue, Method};
+//! use rails_session::{CsrfLayer, SessionConfig, SessionLayer};
+//! use tower_http::cors::CorsLayer;
+//! # let config = SessionConfig::new(rails_session::rails_cookie::Profile::rails_6_1(),
+//! #     rails_session::rails_cookie::SecretKeyBase::new("x".repeat(128))?, "_app_session")?;
+//! let cors = CorsLayer::new()
+//!     .allow_origin(HeaderValue::from_static("https://www.app.test"))
+//!     .allow_credentials(true)
+//!     .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+//!     .allow_headers([header::CONTENT_TYPE, header::HeaderName::from_static("x-csrf-token")]);
+//! let app: Router = Router::new()
+//!     .route("/api/counter", post(|| async { "…" }))
+//!     .layer(CsrfLayer::new())
+//!     .layer(SessionLayer::new(config))
+//!     .layer(cors);
+//! # Ok::<(), rails_session::ConfigError>(())
+//! ```
+//!
+//! The frontend fetches `GET /api/csrf` (a [`CsrfToken`]) and sends the token back in `X-CSRF-Token` with
+//! `credentials: "include"`.
+//!
+//! ## What it does, as Rails does
+//!
+//! * **Session** ([`Session`]): decoded lazily on first use; a bad, expired or foreign cookie is an empty session
+//!   and a `warn!`; `Set-Cookie` only when the session changed (every request with `expire_after`), with the
+//!   configured attributes in Rack's order, in the current format (rotated cookies are upgraded); `session_id`
+//!   kept, or generated for a new session; unknown keys (`_csrf_token`, `flash`, Devise's) kept exactly;
+//!   [`Session::renew`] / [`Session::clear`]; a session over 4096 bytes is a logged `500`, never a truncated
+//!   cookie. A request that never touches the session costs no decryption, and a cookie seen recently is served
+//!   from a small decode cache ([`SessionConfig::decode_cache`]).
+//! * **Identity** ([`IdentityConfig`]): `warden.user.<scope>.key` (`[[id], salt]` and the older
+//!   `["User", [id], salt]`), or a plain session path such as `user_id`; Devise `:timeoutable`.
+//! * **Users** ([`LoadUser`], [`HttpUserLoader`]): the record is loaded and its `authenticatable_salt` must match
+//!   the session's, so a password change in Rails signs the user out here as well.
+//! * **CSRF** ([`CsrfLayer`], [`Session::csrf_token`]): masked, unmasked, global and per-form tokens, both base64
+//!   alphabets, optional Origin check; tokens are created in the Rails version's format, never replaced.
+//!
+//! ## Features
+//!
+//! - `axum` (default): [`SessionLayer`], [`CsrfLayer`], [`RequireUserLayer`] and the axum extractors.
+//! - `actix-web`: the `actix` module (middleware and extractors).
+//! - `user-api` (default): [`HttpUserLoader`], an HTTP User API client with a TTL cache.
+//! - `user-api-rustls`: HTTPS for the User API.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod config;
+mod cookies;
+mod csrf;
+mod error;
+mod guard;
+mod identity;
+mod layer;
+mod random;
+mod response;
+mod session;
+mod store;
+mod user;
+
+#[cfg(feature = "actix-web")]
+pub mod actix;
+#[cfg(feature = "axum")]
+pub mod axum;
+
 pub use rails_cookie;
+
+pub use config::{CookieDomain, SameSite, SessionConfig};
+pub use csrf::{CsrfConfig, CsrfLayer, CsrfService, CsrfToken, OriginCheck, StoredTokenFormat};
+pub use error::{ConfigError, SessionError, StoreError};
+pub use guard::{RequireUserLayer, RequireUserService};
+pub use identity::{Identity, IdentityConfig, IdentitySource, UserId};
+pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use session::Session;
+pub use store::{CookieStore, LoadedSession, SessionStore};
+#[cfg(feature = "user-api")]
+pub use user::{ApiUser, HttpUserLoader, HttpUserLoaderBuilder, UserApiError};
+pub use user::{AuthError, CurrentUser, LoadUser, OnLoaderError};

@@ -1,0 +1,201 @@
+//! A bounded loopback load test of the session layer: requests/s of an axum hello-world without the layer, with
+//! the layer (the handler does not touch the session), and with the layer decoding a realistic Devise cookie on
+//! every request (`CurrentUser<Identity>`), in the same run, printed with their ratios.
+//!
+//! ```sh
+//! cargo run --release -p rails-session --example load -- [SECONDS_PER_ROUND] [ROUNDS] [CONNECTIONS]
+//! ```
+//!
+//! Only 127.0.0.1; every round stops after its duration or 2 million requests, whichever comes first. The
+//! variants alternate (A B C A B C …) so drift affects them alike.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rails_cookie::{CookieCodec, Hash, Profile, SecretKeyBase, Value};
+use rails_session::{CurrentUser, Identity, SessionConfig, SessionLayer};
+
+const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
+const MAX_REQUESTS_PER_ROUND: u64 = 2_000_000;
+
+/// The session a Devise app holds after sign-in, with a flash and a CSRF token (about 420 bytes of cookie).
+fn devise_cookie() -> Result<String, Box<dyn std::error::Error>> {
+    let codec = CookieCodec::new(Profile::rails_6_1(), SecretKeyBase::new(SKB)?)?;
+    let mut h = Hash::new();
+    h.insert("session_id", "7d568a2f4d75dcadd04bcaeefddde7c3".into());
+    h.insert(
+        "warden.user.user.key",
+        Value::Array(vec![Value::Array(vec![1.into()]), "$2a$04$9A1p0ITlEnAO1L939Hxpf.".into()]),
+    );
+    let mut scoped = Hash::new();
+    scoped.insert("last_request_at", 1_795_703_291.into());
+    h.insert("warden.user.user.session", Value::Hash(scoped));
+    let mut flashes = Hash::new();
+    flashes.insert("notice", "Signed in successfully.".into());
+    let mut flash = Hash::new();
+    flash.insert("discard", Value::Array(vec![]));
+    flash.insert("flashes", Value::Hash(flashes));
+    h.insert("flash", Value::Hash(flash));
+    h.insert("_csrf_token", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=".into());
+    let value = codec.encode("_app_session", &Value::Hash(h), None)?;
+    Ok(format!("_app_session={}", rails_cookie::escape(&value)))
+}
+
+async fn serve(app: Router) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+/// Runs `connections` keep-alive HTTP/1.1 clients against `addr` for `duration`; returns requests/s.
+async fn round(
+    addr: SocketAddr,
+    cookie: &str,
+    connections: usize,
+    duration: Duration,
+) -> Result<f64, String> {
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (done, count, cookie) = (done.clone(), count.clone(), cookie.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            while !done.load(Ordering::Relaxed)
+                && count.load(Ordering::Relaxed) < MAX_REQUESTS_PER_ROUND
+            {
+                let request = http::Request::get("/")
+                    .header(http::header::HOST, "127.0.0.1")
+                    .header(http::header::COOKIE, &cookie)
+                    .body(Empty::<Bytes>::new())
+                    .map_err(|e| e.to_string())?;
+                let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("status {}", response.status()));
+                }
+                response.into_body().collect().await.map_err(|e| e.to_string())?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(duration).await;
+    done.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Ok(count.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
+}
+
+/// Time per operation of the decode path alone, without HTTP: the codec, and the cookie store with its cache.
+fn micro(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::error::Error>> {
+    const N: u32 = 20_000;
+    let escaped = cookie.trim_start_matches("_app_session=");
+    let value = rails_cookie::unescape(escaped).into_owned();
+    let start = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(config.codec().decode("_app_session", std::hint::black_box(&value))?);
+    }
+    let decode = start.elapsed() / N;
+    let store = rails_session::CookieStore::new(
+        Arc::new(CookieCodec::new(Profile::rails_6_1(), SecretKeyBase::new(SKB)?)?),
+        "_app_session",
+    );
+    let start = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(store.load_escaped_now(std::hint::black_box(escaped))?);
+    }
+    let cached = start.elapsed() / N;
+    println!("per cookie: codec decode {decode:?}; cookie store, cached {cached:?}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let seconds = args.first().copied().unwrap_or(3).clamp(1, 60);
+    let rounds = args.get(1).copied().unwrap_or(3).clamp(1, 20);
+    let connections = usize::try_from(args.get(2).copied().unwrap_or(32).clamp(1, 512))?;
+    let config =
+        SessionConfig::new(Profile::rails_6_1(), SecretKeyBase::new(SKB)?, "_app_session")?;
+
+    let plain = serve(Router::new().route("/", get(|| async { "Hello, World!" }))).await?;
+    let lazy = serve(
+        Router::new()
+            .route("/", get(|| async { "Hello, World!" }))
+            .layer(SessionLayer::new(config.clone())),
+    )
+    .await?;
+    let reading = serve(
+        Router::new()
+            .route(
+                "/",
+                get(|session: rails_session::Session| async move {
+                    std::hint::black_box(session.get_value("session_id").await);
+                    "Hello, World!"
+                }),
+            )
+            .layer(SessionLayer::new(config.clone())),
+    )
+    .await?;
+    let decoding = serve(
+        Router::new()
+            .route("/", get(|_user: CurrentUser<Identity>| async { "Hello, World!" }))
+            .layer(SessionLayer::new(config.clone())),
+    )
+    .await?;
+    let cookie = devise_cookie()?;
+    micro(&config, &cookie)?;
+    println!(
+        "cookie: {} bytes; {connections} connections, {rounds} rounds of {seconds} s per variant",
+        cookie.len()
+    );
+
+    let variants = [
+        ("without the layer", plain),
+        ("layer, session untouched", lazy),
+        ("layer, session read", reading),
+        ("layer, decoding the cookie", decoding),
+    ];
+    let mut totals = [0.0f64; 4];
+    // Warm-up.
+    for (_, addr) in &variants {
+        round(*addr, &cookie, connections, Duration::from_millis(500)).await?;
+    }
+    for r in 1..=rounds {
+        for (i, (name, addr)) in variants.iter().enumerate() {
+            let rps = round(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
+            println!("round {r}: {name:<28} {rps:>10.0} req/s");
+            totals[i] += rps;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mean = totals.map(|t| t / rounds as f64);
+    println!(
+        "mean: without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0} req/s",
+        mean[0], mean[1], mean[2], mean[3]
+    );
+    println!("ratio (layer, session untouched / without): {:.3}", mean[1] / mean[0]);
+    println!("ratio (layer, session read / without): {:.3}", mean[2] / mean[0]);
+    println!(
+        "ratio (layer decoding a Devise cookie into CurrentUser / without): {:.3}",
+        mean[3] / mean[0]
+    );
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Who is signed in, according to the session: Devise/Warden's `warden.user.<scope>.key` for any scope, or a
+//! plain session key (`user_id`) for apps without Warden; Devise `:timeoutable` on top.
+
+mod warden;
+
+use std::fmt;
+use std::time::Duration;
+
+use rails_cookie::{Hash, Value};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::session::Session;
+
+/// A record id as `to_key` gives it: an Integer, or a String for UUID primary keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum UserId {
+    /// An Integer id.
+    Integer(i64),
+    /// A String id (UUID keys).
+    String(String),
+}
+
+impl UserId {
+    fn from_value(v: &Value) -> Option<UserId> {
+        match v {
+            Value::Integer(i) => Some(UserId::Integer(*i)),
+            v => v.as_str().filter(|s| !s.is_empty()).map(|s| UserId::String(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserId::Integer(i) => write!(f, "{i}"),
+            UserId::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<i64> for UserId {
+    fn from(i: i64) -> Self {
+        UserId::Integer(i)
+    }
+}
+
+impl From<&str> for UserId {
+    fn from(s: &str) -> Self {
+        UserId::String(s.to_owned())
+    }
+}
+
+/// Where the session says who is signed in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentitySource {
+    /// Devise/Warden: `warden.user.<scope>.key`.
+    Warden {
+        /// The Devise scope (`user`, `admin`, …).
+        scope: String,
+    },
+    /// A path of session keys whose value is the user id (`session[:user_id] = user.id`).
+    SessionPath(Vec<String>),
+}
+
+/// How to find the signed-in user in the session.
+///
+/// ```
+/// use std::time::Duration;
+/// use rails_session::IdentityConfig;
+/// // Devise's :admin scope with :timeoutable (timeout_in = 30 minutes).
+/// let devise = IdentityConfig::warden("admin").timeout_in(Duration::from_secs(1800));
+/// // An app that does `session[:user_id] = user.id` itself.
+/// let plain = IdentityConfig::session_path(["user_id"]);
+/// # let _ = (devise, plain);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct IdentityConfig {
+    pub(crate) source: IdentitySource,
+    /// `warden.user.<scope>.key` and `warden.user.<scope>.session`, built once.
+    names: Option<(String, String)>,
+    pub(crate) timeout_in: Option<Duration>,
+    pub(crate) touch: bool,
+}
+
+impl IdentityConfig {
+    /// Devise/Warden scope `scope`.
+    pub fn warden(scope: impl Into<String>) -> Self {
+        let scope = scope.into();
+        let names = Some((warden::key_name(&scope), warden::session_name(&scope)));
+        IdentityConfig {
+            source: IdentitySource::Warden { scope },
+            names,
+            timeout_in: None,
+            touch: true,
+        }
+    }
+
+    /// A plain session key, or a path into nested hashes (`["auth", "user_id"]`).
+    pub fn session_path<I, S>(path: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        IdentityConfig {
+            source: IdentitySource::SessionPath(path.into_iter().map(Into::into).collect()),
+            names: None,
+            timeout_in: None,
+            touch: true,
+        }
+    }
+
+    /// Devise `:timeoutable`: a session whose `last_request_at` is `timeout_in` or more in the past is signed
+    /// out. Like Devise, each authenticated request then records a new `last_request_at` (see
+    /// [`IdentityConfig::touch_last_request_at`]). Only for Warden sources.
+    pub fn timeout_in(mut self, timeout: Duration) -> Self {
+        self.timeout_in = Some(timeout);
+        self
+    }
+
+    /// Whether an authenticated request updates `last_request_at` as Devise does (default on when a timeout is
+    /// set). Off, a user active only on the Rust side times out on the Rails side.
+    pub fn touch_last_request_at(mut self, touch: bool) -> Self {
+        self.touch = touch;
+        self
+    }
+
+    /// The source.
+    #[must_use]
+    pub fn source(&self) -> &IdentitySource {
+        &self.source
+    }
+}
+
+/// The signed-in user as the session records it: id, Devise scope and the authenticatable salt.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Identity {
+    /// The user id.
+    pub id: UserId,
+    /// The Devise scope, for Warden sources.
+    pub scope: Option<String>,
+    salt: Option<String>,
+}
+
+impl Identity {
+    /// An identity (for tests and custom loaders).
+    #[must_use]
+    pub fn new(id: UserId, scope: Option<String>, authenticatable_salt: Option<String>) -> Self {
+        Identity { id, scope, salt: authenticatable_salt }
+    }
+
+    /// The `authenticatable_salt` Warden stored (the first 29 characters of the bcrypt hash at sign-in).
+    #[must_use]
+    pub fn authenticatable_salt(&self) -> Option<&str> {
+        self.salt.as_deref()
+    }
+
+    /// Whether the identity came from Warden (and so carries a salt to check).
+    #[must_use]
+    pub fn is_warden(&self) -> bool {
+        self.scope.is_some()
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("id", &self.id)
+            .field("scope", &self.scope)
+            .field("authenticatable_salt", &self.salt.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl Serialize for Identity {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("Identity", 2)?;
+        s.serialize_field("id", &self.id)?;
+        s.serialize_field("scope", &self.scope)?;
+        s.end()
+    }
+}
+
+/// Reads the identity from the session, applying the Devise timeout.
+pub(crate) async fn identity(session: &Session) -> Option<Identity> {
+    let config = &session.config().identity;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    session.with_data(|data| identity_in(data, config, now)).await
+}
+
+fn identity_in(data: &Hash, config: &IdentityConfig, now: i64) -> Option<Identity> {
+    match &config.source {
+        IdentitySource::Warden { scope } => {
+            let (key_name, session_name) = config.names.as_ref()?;
+            let raw = data.get(key_name)?;
+            let Some((id, salt)) = warden::parse_key(raw) else {
+                tracing::warn!(scope = %scope, "unreadable warden.user.{scope}.key in the session; treating as signed out");
+                return None;
+            };
+            if let Some(timeout) = config.timeout_in {
+                let last = data.get(session_name).and_then(warden::last_request_at);
+                let timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
+                // Devise: timedout if last_request_at <= timeout_in.ago.
+                if last.is_some_and(|last| last <= now.saturating_sub(timeout)) {
+                    tracing::debug!(scope = %scope, "Devise session timed out");
+                    return None;
+                }
+            }
+            Some(Identity { id, scope: Some(scope.clone()), salt })
+        }
+        IdentitySource::SessionPath(path) => {
+            let (last, parents) = path.split_last()?;
+            let mut hash = data;
+            for key in parents {
+                hash = hash.get(key)?.as_hash()?;
+            }
+            let id = UserId::from_value(hash.get(last)?)?;
+            Some(Identity { id, scope: None, salt: None })
+        }
+    }
+}
+
+/// Devise `:timeoutable`'s `record.timeout_in` hook: record this request in `last_request_at`.
+pub(crate) async fn touch(session: &Session, identity: &Identity) {
+    let config = &session.config().identity;
+    let (Some(_), true, Some(scope)) = (config.timeout_in, config.touch, identity.scope.as_deref())
+    else {
+        return;
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let name = warden::session_name(scope);
+    session
+        .update(|data| {
+            let mut scoped = data.get(&name).and_then(Value::as_hash).cloned().unwrap_or_default();
+            scoped.insert("last_request_at", Value::Integer(now));
+            data.insert(name, Value::Hash(scoped));
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warden_session(last_request_at: Option<i64>) -> Hash {
+        let mut h = Hash::new();
+        h.insert("session_id", "a".repeat(32).into());
+        h.insert(
+            "warden.user.admin.key",
+            Value::Array(vec![
+                Value::Array(vec![5.into()]),
+                "$2a$04$t5oXLMcxWj/RkeIfFyX9r.".into(),
+            ]),
+        );
+        if let Some(t) = last_request_at {
+            let mut s = Hash::new();
+            s.insert("last_request_at", t.into());
+            h.insert("warden.user.admin.session", Value::Hash(s));
+        }
+        h
+    }
+
+    #[test]
+    fn warden_scope_and_timeout() {
+        let cfg = IdentityConfig::warden("admin");
+        let id = identity_in(&warden_session(None), &cfg, 1000).unwrap();
+        assert_eq!((id.id.clone(), id.scope.as_deref()), (UserId::Integer(5), Some("admin")));
+        assert!(identity_in(&warden_session(None), &IdentityConfig::warden("user"), 1000).is_none());
+        let cfg = cfg.timeout_in(Duration::from_secs(100));
+        assert!(identity_in(&warden_session(Some(950)), &cfg, 1000).is_some());
+        assert!(
+            identity_in(&warden_session(Some(900)), &cfg, 1000).is_none(),
+            "last <= now - timeout"
+        );
+        assert!(
+            identity_in(&warden_session(None), &cfg, 1000).is_some(),
+            "no timestamp, no timeout"
+        );
+    }
+
+    #[test]
+    fn session_path() {
+        let mut inner = Hash::new();
+        inner.insert("user_id", "u-1".into());
+        let mut h = Hash::new();
+        h.insert("auth", Value::Hash(inner));
+        h.insert("user_id", 9.into());
+        assert_eq!(
+            identity_in(&h, &IdentityConfig::session_path(["user_id"]), 0).unwrap().id,
+            UserId::Integer(9)
+        );
+        let nested = IdentityConfig::session_path(["auth", "user_id"]);
+        assert_eq!(identity_in(&h, &nested, 0).unwrap().id, UserId::from("u-1"));
+    }
+
+    #[test]
+    fn debug_redacts_the_salt() {
+        let id = Identity::new(1.into(), Some("user".into()), Some("$2a$04$secret".into()));
+        assert!(!format!("{id:?}").contains("secret"));
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#"{"id":1,"scope":"user"}"#);
+    }
+}

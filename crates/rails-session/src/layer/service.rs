@@ -1,0 +1,53 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{header, Request, Response};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use crate::config::SessionConfig;
+use crate::session::Session;
+
+/// The service [`super::SessionLayer`] wraps around an inner service.
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    config: Arc<SessionConfig>,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, config: Arc<SessionConfig>) -> Self {
+        SessionService { inner, config }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let session = session_for(&self.config, &req);
+        req.extensions_mut().insert(session.clone());
+        ResponseFuture::new(self.inner.call(req), session)
+    }
+}
+
+/// The lazy session of a request: the cookie is searched for and decoded only when first used.
+pub(crate) fn session_for<B>(config: &Arc<SessionConfig>, req: &Request<B>) -> Session {
+    let headers = req.headers();
+    let cookies = headers.get_all(header::COOKIE).iter().cloned().collect();
+    let host = headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| req.uri().host().and_then(|h| http::HeaderValue::from_str(h).ok()));
+    Session::from_headers(config.clone(), cookies, host)
+}

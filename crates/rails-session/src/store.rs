@@ -1,0 +1,425 @@
+//! `ActionDispatch::Session::AbstractStore`: where a session lives. [`CookieStore`] keeps it in the cookie itself
+//! (Rails' default); the [`SessionStore`] trait is the seam for server-side stores (Redis, ActiveRecord), whose
+//! cookie carries only an id.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use rails_cookie::{CookieCodec, Hash, Value};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+
+/// A session read by a store.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct LoadedSession {
+    /// The session hash, keys stringified at the top level as Rails does on load (shared: copied on first write).
+    pub data: Arc<Hash>,
+    /// The cookie was read through a rotation or an older format: write it back in the current one even if the
+    /// session did not change (how Rails upgrades CBC → GCM, SHA1 → SHA256, Marshal → JSON).
+    pub rewrite: bool,
+}
+
+impl LoadedSession {
+    /// A loaded session.
+    #[must_use]
+    pub fn new(data: Hash, rewrite: bool) -> Self {
+        LoadedSession { data: Arc::new(data), rewrite }
+    }
+}
+
+/// Loads and saves sessions. Implement it for a server-side store; the cookie store is [`CookieStore`].
+///
+/// ```
+/// use rails_session::{rails_cookie::Hash, LoadedSession, SessionStore, StoreError};
+/// use time::OffsetDateTime;
+///
+/// /// A store that forgets everything (a real one would talk to Redis).
+/// struct Forgetful;
+///
+/// impl SessionStore for Forgetful {
+///     async fn load(&self, _cookie_value: &str) -> Result<Option<LoadedSession>, StoreError> {
+///         Ok(None)
+///     }
+///     async fn save(&self, _session: &Hash, _expires: Option<OffsetDateTime>) -> Result<String, StoreError> {
+///         Ok("opaque-id".into())
+///     }
+/// }
+/// ```
+pub trait SessionStore: Send + Sync + 'static {
+    /// Reads the session the cookie value (already percent-decoded) refers to. `Ok(None)`: no such session.
+    /// An error means the cookie is unusable; the session is then empty and a warning is logged.
+    fn load(
+        &self,
+        cookie_value: &str,
+    ) -> impl Future<Output = Result<Option<LoadedSession>, StoreError>> + Send;
+
+    /// [`SessionStore::load`] for the value exactly as the browser sent it (still percent-encoded). The session
+    /// layer calls this one; the default percent-decodes (as Rack does) and calls `load`. Override it to skip the
+    /// decoding when the raw value is enough (the cookie store looks its decode cache up by the raw value).
+    fn load_escaped(
+        &self,
+        escaped_cookie_value: &str,
+    ) -> impl Future<Output = Result<Option<LoadedSession>, StoreError>> + Send {
+        async move { self.load(&rails_cookie::unescape(escaped_cookie_value)).await }
+    }
+
+    /// Stores the session and returns the cookie value to send (not yet percent-encoded). `expires` is the
+    /// cookie's expiry (`expire_after`), if any.
+    fn save(
+        &self,
+        session: &Hash,
+        expires: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// The object-safe form of [`SessionStore`].
+pub(crate) trait DynStore: Send + Sync + 'static {
+    /// Loads from the percent-encoded value.
+    fn load_dyn<'a>(
+        &'a self,
+        cookie_value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LoadedSession>, StoreError>>;
+    fn save_dyn<'a>(
+        &'a self,
+        session: &'a Hash,
+        expires: Option<OffsetDateTime>,
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
+}
+
+impl<S: SessionStore> DynStore for S {
+    fn load_dyn<'a>(
+        &'a self,
+        cookie_value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LoadedSession>, StoreError>> {
+        Box::pin(self.load_escaped(cookie_value))
+    }
+
+    fn save_dyn<'a>(
+        &'a self,
+        session: &'a Hash,
+        expires: Option<OffsetDateTime>,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(self.save(session, expires))
+    }
+}
+
+/// `ActionDispatch::Session::CookieStore`: the whole session, encrypted (or signed) in the cookie, through a
+/// [`CookieCodec`].
+///
+/// Decoded sessions are kept in a small in-memory cache keyed by the exact cookie value (see
+/// [`CookieStore::with_decode_cache`]), so a browser that sends the same cookie again costs a hash lookup instead
+/// of a decryption. An entry is only cached for as long as its envelope expiry, if any, allows.
+#[derive(Clone, Debug)]
+pub struct CookieStore {
+    codec: Arc<CookieCodec>,
+    key: String,
+    cache: Option<Arc<DecodeCache>>,
+}
+
+impl CookieStore {
+    /// A cookie store for the cookie named `key` (its name is also the envelope's purpose), with the default
+    /// decode cache (4096 sessions, 60 s).
+    #[must_use]
+    pub fn new(codec: Arc<CookieCodec>, key: impl Into<String>) -> Self {
+        CookieStore { codec, key: key.into(), cache: None }
+            .with_decode_cache(4096, Duration::from_secs(60))
+    }
+
+    /// Sets the decode cache: at most `capacity` decoded sessions, each for at most `ttl`. `capacity` 0 turns it
+    /// off (every request with a session then decrypts its cookie).
+    #[must_use]
+    pub fn with_decode_cache(mut self, capacity: usize, ttl: Duration) -> Self {
+        self.cache =
+            (capacity > 0 && !ttl.is_zero()).then(|| Arc::new(DecodeCache::new(capacity, ttl)));
+        self
+    }
+
+    /// Decodes a cookie value (percent-decoded) synchronously.
+    pub fn load_now(&self, cookie_value: &str) -> Result<LoadedSession, StoreError> {
+        self.load_escaped_now(&rails_cookie::escape(cookie_value))
+    }
+
+    /// Decodes a cookie value as the browser sent it (percent-encoded) synchronously; a cached session is found
+    /// without decoding anything.
+    pub fn load_escaped_now(
+        &self,
+        escaped_cookie_value: &str,
+    ) -> Result<LoadedSession, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(cache) = &self.cache else {
+            return self.decode_at(&rails_cookie::unescape(escaped_cookie_value), now);
+        };
+        if let Some(hit) = cache.get(escaped_cookie_value) {
+            return Ok(hit);
+        }
+        let value = rails_cookie::unescape(escaped_cookie_value);
+        // Valid at now + ttl means valid until then (expiry is a single deadline), so it may be cached that long.
+        let until = now + time::Duration::try_from(cache.ttl).unwrap_or(time::Duration::ZERO);
+        match self.decode_at(&value, until) {
+            Ok(loaded) => {
+                cache.insert(escaped_cookie_value, &loaded);
+                Ok(loaded)
+            }
+            Err(StoreError::Rejected(rails_cookie::Error::Expired(_))) => {
+                self.decode_at(&value, now)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn decode_at(
+        &self,
+        cookie_value: &str,
+        at: OffsetDateTime,
+    ) -> Result<LoadedSession, StoreError> {
+        let decoded =
+            self.codec.decode_at(&self.key, cookie_value, at).map_err(StoreError::Rejected)?;
+        let rewrite = decoded.rewrite;
+        let data = match decoded.value {
+            Value::Hash(h) => h,
+            Value::UserClass { value, .. } => match *value {
+                Value::Hash(h) => h,
+                _ => {
+                    return Err(StoreError::Rejected(rails_cookie::Error::Malformed(
+                        "the session is not a Hash",
+                    )))
+                }
+            },
+            _ => {
+                return Err(StoreError::Rejected(rails_cookie::Error::Malformed(
+                    "the session is not a Hash",
+                )))
+            }
+        };
+        Ok(LoadedSession { data: Arc::new(stringify_keys(data)), rewrite })
+    }
+
+    /// Encodes a session synchronously.
+    pub fn save_now(
+        &self,
+        session: &Hash,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<String, StoreError> {
+        let value = Value::Hash(session.clone());
+        self.codec.encode(&self.key, &value, expires).map_err(|e| match e {
+            rails_cookie::Error::Overflow { size } => StoreError::Overflow { size },
+            e => StoreError::Encode(e),
+        })
+    }
+}
+
+/// Decoded sessions by exact cookie value. Bounded: when full, expired entries go, and if that frees too little,
+/// everything goes (amortised O(1); no entry outlives its `ttl`).
+///
+/// Entries are bucketed by a hash of the value's last 48 bytes only — the GCM tag or HMAC, which nobody can choose
+/// for a cookie that decodes, so buckets stay small — and matched by the whole value.
+struct DecodeCache {
+    /// Read-mostly: lookups share the lock, only misses take it exclusively.
+    entries: RwLock<HashMap<u64, Vec<Entry>>>,
+    hasher: RandomState,
+    len: AtomicUsize,
+    capacity: usize,
+    ttl: Duration,
+}
+
+struct Entry {
+    cookie_value: String,
+    until: Instant,
+    loaded: LoadedSession,
+}
+
+impl DecodeCache {
+    fn new(capacity: usize, ttl: Duration) -> Self {
+        DecodeCache {
+            entries: RwLock::new(HashMap::new()),
+            hasher: RandomState::new(),
+            len: AtomicUsize::new(0),
+            capacity,
+            ttl,
+        }
+    }
+
+    fn bucket(&self, cookie_value: &str) -> u64 {
+        let b = cookie_value.as_bytes();
+        self.hasher.hash_one(&b[b.len().saturating_sub(48)..])
+    }
+
+    fn get(&self, cookie_value: &str) -> Option<LoadedSession> {
+        let bucket = self.bucket(cookie_value);
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = entries.get(&bucket)?.iter().find(|e| e.cookie_value == cookie_value)?;
+        (Instant::now() < entry.until).then(|| entry.loaded.clone())
+    }
+
+    fn insert(&self, cookie_value: &str, loaded: &LoadedSession) {
+        let bucket = self.bucket(cookie_value);
+        let now = Instant::now();
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.len.load(Ordering::Relaxed) >= self.capacity {
+            entries.retain(|_, list| {
+                list.retain(|e| now < e.until);
+                !list.is_empty()
+            });
+            let live: usize = entries.values().map(Vec::len).sum();
+            if live > self.capacity / 2 {
+                entries.clear();
+            }
+            self.len.store(entries.values().map(Vec::len).sum(), Ordering::Relaxed);
+        }
+        let list = entries.entry(bucket).or_default();
+        let before = list.len();
+        list.retain(|e| e.cookie_value != cookie_value);
+        let replaced = before - list.len();
+        list.push(Entry {
+            cookie_value: cookie_value.to_owned(),
+            until: now + self.ttl,
+            loaded: loaded.clone(),
+        });
+        // Only changed under the write lock.
+        self.len.store(self.len.load(Ordering::Relaxed) + 1 - replaced, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for DecodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeCache")
+            .field("capacity", &self.capacity)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionStore for CookieStore {
+    fn load(
+        &self,
+        cookie_value: &str,
+    ) -> impl Future<Output = Result<Option<LoadedSession>, StoreError>> + Send {
+        std::future::ready(self.load_now(cookie_value).map(Some))
+    }
+
+    fn load_escaped(
+        &self,
+        escaped_cookie_value: &str,
+    ) -> impl Future<Output = Result<Option<LoadedSession>, StoreError>> + Send {
+        std::future::ready(self.load_escaped_now(escaped_cookie_value).map(Some))
+    }
+
+    fn save(
+        &self,
+        session: &Hash,
+        expires: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        std::future::ready(self.save_now(session, expires))
+    }
+}
+
+/// `Hash#stringify_keys` on the top level: Symbol keys (Marshal sessions) become Strings.
+fn stringify_keys(mut data: Hash) -> Hash {
+    for (k, _) in &mut data.entries {
+        if let Value::Symbol(s) = k {
+            *k = Value::String(std::mem::take(s));
+        }
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rails_cookie::{Profile, SecretKeyBase};
+
+    fn store() -> CookieStore {
+        let codec =
+            CookieCodec::new(Profile::rails_6_1(), SecretKeyBase::new("k".repeat(64)).unwrap())
+                .unwrap();
+        CookieStore::new(Arc::new(codec), "_app_session")
+    }
+
+    #[test]
+    fn round_trip_and_rejection() {
+        let s = store();
+        let mut h = Hash::new();
+        h.insert("session_id", "0".repeat(32).into());
+        let v = s.save_now(&h, None).unwrap();
+        assert_eq!(s.load_now(&v).unwrap(), LoadedSession::new(h.clone(), false));
+        assert_eq!(s.load_now(&v).unwrap(), LoadedSession::new(h, false), "from the cache");
+        assert!(matches!(s.load_now("garbage"), Err(StoreError::Rejected(_))));
+    }
+
+    #[test]
+    fn overflow_is_its_own_error() {
+        let s = store();
+        let mut h = Hash::new();
+        h.insert("blob", "x".repeat(3000).into());
+        assert!(matches!(s.save_now(&h, None), Err(StoreError::Overflow { .. })));
+    }
+
+    #[test]
+    fn the_cache_never_outlives_the_envelope_expiry() {
+        let s = store();
+        let mut h = Hash::new();
+        h.insert("session_id", "0".repeat(32).into());
+        // Expires in 2 s: valid now, but not for the cache's 60 s, so it is not cached.
+        let soon =
+            s.save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::seconds(2))).unwrap();
+        assert!(s.load_now(&soon).is_ok());
+        assert!(s.cache.as_ref().unwrap().get(&rails_cookie::escape(&soon)).is_none());
+        let later =
+            s.save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::hours(1))).unwrap();
+        assert!(s.load_now(&later).is_ok());
+        assert!(s.cache.as_ref().unwrap().get(&rails_cookie::escape(&later)).is_some());
+        let gone =
+            s.save_now(&h, Some(OffsetDateTime::now_utc() - time::Duration::seconds(1))).unwrap();
+        assert!(matches!(
+            s.load_now(&gone),
+            Err(StoreError::Rejected(rails_cookie::Error::Expired(_)))
+        ));
+    }
+
+    #[test]
+    fn values_are_percent_decoded_as_rack_does() {
+        let s = store();
+        let mut h = Hash::new();
+        let v = loop {
+            h.insert("session_id", new_id().into());
+            let v = s.save_now(&h, None).unwrap();
+            if v.contains('+') {
+                break v;
+            }
+        };
+        assert!(s.load_escaped_now(&rails_cookie::escape(&v)).is_ok());
+        // A literal `+` is a space to Rack, so an unescaped base64 value with `+` does not decode.
+        assert!(matches!(s.load_escaped_now(&v), Err(StoreError::Rejected(_))));
+    }
+
+    fn new_id() -> String {
+        crate::session::new_session_id()
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let s = store().with_decode_cache(4, Duration::from_secs(60));
+        let mut h = Hash::new();
+        for i in 0..20 {
+            h.insert("i", Value::Integer(i));
+            let v = s.save_now(&h, None).unwrap();
+            s.load_now(&v).unwrap();
+            assert!(s.cache.as_ref().unwrap().len.load(Ordering::Relaxed) <= 4);
+        }
+    }
+
+    #[test]
+    fn symbol_keys_are_stringified() {
+        let mut h = Hash::new();
+        h.insert_value(Value::Symbol("user_id".into()), 1.into());
+        let h = stringify_keys(h);
+        assert_eq!(h.entries[0].0, Value::String("user_id".into()));
+    }
+}

@@ -1,0 +1,21 @@
+//! Integration tests of rails-session: one behaviour suite run against both adapters (the axum and actix-web
+//! examples, over real TCP on 127.0.0.1), live round trips with the real Rails 6.1 + Devise app of
+//! `interop/app`, and tower-level tests with `oneshot`.
+#![cfg(all(feature = "axum", feature = "user-api"))]
+#![allow(clippy::unwrap_used, clippy::panic, unreachable_pub)]
+
+#[path = "../examples/api.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod api;
+#[cfg(feature = "actix-web")]
+#[path = "../examples/api_actix.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod api_actix;
+
+#[cfg(feature = "actix-web")]
+mod actix;
+mod behaviour;
+mod common;
+mod live;
+mod tower;
+mod user_api;

@@ -1,0 +1,112 @@
+//! The layers as plain tower services, driven with `oneshot`.
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{Request, StatusCode};
+use rails_cookie::{Profile, SecretKeyBase};
+use rails_session::{
+    CurrentUser, Identity, RequireUserLayer, Session, SessionConfig, SessionLayer,
+};
+use tower::ServiceExt as _;
+
+use crate::common::*;
+
+fn config() -> SessionConfig {
+    SessionConfig::new(Profile::rails_6_1(), SecretKeyBase::new(SKB).unwrap(), COOKIE_NAME).unwrap()
+}
+
+async fn body_text(response: http::Response<Body>) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn extractors_without_the_layer_are_a_500_that_says_how_to_fix_it() {
+    let app: Router = Router::new().route("/", get(|_: Session| async { "never" }));
+    let r = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body_text(r).await.contains("session layer is missing"));
+}
+
+#[tokio::test]
+async fn the_guard_answers_401_with_the_configured_body() {
+    let config = config().unauthorized_body(serde_json::json!({"error": "sign in first"}));
+    let app: Router = Router::new()
+        .route("/private", get(|u: CurrentUser<Identity>| async move { u.id.to_string() }))
+        .route_layer(RequireUserLayer::new())
+        .layer(SessionLayer::new(config));
+    let r =
+        app.clone().oneshot(Request::get("/private").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["content-type"], "application/json; charset=utf-8");
+    assert_eq!(body_text(r).await, r#"{"error":"sign in first"}"#);
+    let cookie = cookie_pair(&codec(Profile::rails_6_1()), &devise_session(42, SALT));
+    let r = app
+        .oneshot(Request::get("/private").header("cookie", cookie).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body_text(r).await, "42");
+}
+
+#[tokio::test]
+async fn optional_user_and_helpers() {
+    let app: Router = Router::new()
+        .route(
+            "/",
+            get(|user: Option<CurrentUser<Identity>>, session: Session| async move {
+                format!("{:?} {}", user.map(|u| u.id.clone()), session.logged_in().await.unwrap())
+            }),
+        )
+        .layer(SessionLayer::new(config()));
+    let r = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(body_text(r).await, "None false");
+    let cookie = cookie_pair(&codec(Profile::rails_6_1()), &devise_session(1, SALT));
+    let r = app
+        .oneshot(Request::get("/").header("cookie", cookie).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(body_text(r).await, "Some(Integer(1)) true");
+}
+
+#[tokio::test]
+async fn sign_out_flow_renews_and_clears() {
+    let app: Router = Router::new()
+        .route(
+            "/sign_out",
+            get(|session: Session| async move {
+                session.clear().await;
+                "bye"
+            }),
+        )
+        .layer(SessionLayer::new(config()));
+    let cookie = cookie_pair(&codec(Profile::rails_6_1()), &devise_session(1, SALT));
+    let r = app
+        .oneshot(Request::get("/sign_out").header("cookie", cookie).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = decode_set_cookie(&codec(Profile::rails_6_1()), &set_cookie);
+    assert_eq!(session.len(), 1);
+    assert_ne!(
+        session.get("session_id").unwrap().as_str(),
+        Some("7d568a2f4d75dcadd04bcaeefddde7c3")
+    );
+}
+
+#[tokio::test]
+async fn server_errors_do_not_commit_the_session() {
+    let app: Router = Router::new()
+        .route(
+            "/",
+            get(|session: Session| async move {
+                session.insert("x", &1).await.unwrap();
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .layer(SessionLayer::new(config()));
+    let r = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.headers().get("set-cookie").is_none());
+}

@@ -8,7 +8,8 @@ use serde_json::Value as Json;
 const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
 
 fn vector(profile: &str, case: &str) -> Json {
-    let path = format!("{}/../rails-cookie/tests/vectors/{profile}.json", env!("CARGO_MANIFEST_DIR"));
+    let path =
+        format!("{}/../rails-cookie/tests/vectors/{profile}.json", env!("CARGO_MANIFEST_DIR"));
     let doc: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap().clone()
 }
@@ -22,19 +23,29 @@ fn railbridge(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A command that exits without reading stdin (`--help`, a config error) closes the pipe: not a failure.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "exit {:?}, stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 #[test]
 fn decodes_a_rails_cookie_to_json() {
     let case = vector("rails_6_1_json", "devise_login");
-    let out = railbridge(&["cookie", "decode", "--rails", "6.1"], case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]);
+    let out = railbridge(
+        &["cookie", "decode", "--rails", "6.1"],
+        case["cookie"].as_str().unwrap(),
+        &[("SECRET_KEY_BASE", SKB)],
+    );
     let json: Json = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(json, case["expected"]["session"]);
 }
@@ -44,7 +55,8 @@ fn accepts_a_whole_cookie_pair_and_env_configuration() {
     let case = vector("rails_7_0_json", "devise_login");
     let input = format!("_app_session={}\n", case["cookie"].as_str().unwrap());
     let env = [("SECRET_KEY_BASE", SKB), ("RAILS_VERSION", "7.0"), ("SESSION_KEY", "_app_session")];
-    let json: Json = serde_json::from_str(&ok(&railbridge(&["cookie", "decode"], &input, &env))).unwrap();
+    let json: Json =
+        serde_json::from_str(&ok(&railbridge(&["cookie", "decode"], &input, &env))).unwrap();
     assert_eq!(json, case["expected"]["session"]);
 }
 
@@ -58,7 +70,11 @@ fn refusals_exit_1_with_one_line_naming_the_reason() {
         ("rails_6_1_json", "no_separators", "malformed"),
     ] {
         let c = vector(profile, case);
-        let out = railbridge(&["cookie", "decode", "--at", "2026-01-01T00:00:00Z"], c["cookie"].as_str().unwrap(), &env);
+        let out = railbridge(
+            &["cookie", "decode", "--at", "2026-01-01T00:00:00Z"],
+            c["cookie"].as_str().unwrap(),
+            &env,
+        );
         assert_eq!(out.status.code(), Some(1), "{case}");
         assert!(out.stdout.is_empty(), "{case}: nothing on stdout");
         let stderr = String::from_utf8(out.stderr).unwrap();
@@ -84,7 +100,8 @@ fn encode_reproduces_rails_bytes_with_the_same_iv() {
     // Spec vector T3: the same session and IV give Rails' exact cookie.
     let case = vector("rails_6_1_json", "spec_t3");
     let session = case["expected"]["session"].to_string();
-    let args = ["cookie", "encode", "--rails", "6.1", "--dangerous-fixed-iv", "000102030405060708090a0b"];
+    let args =
+        ["cookie", "encode", "--rails", "6.1", "--dangerous-fixed-iv", "000102030405060708090a0b"];
     let out = ok(&railbridge(&args, &session, &[("SECRET_KEY_BASE", SKB)]));
     assert_eq!(out.trim(), case["cookie"].as_str().unwrap());
 }
@@ -94,7 +111,11 @@ fn marshal_session_round_trips_through_the_cli() {
     let case = vector("rails_6_1_marshal", "symbols");
     let env = [("SECRET_KEY_BASE", SKB)];
     let flags = ["--rails", "6.1", "--serializer", "marshal"];
-    let decoded = ok(&railbridge(&[&["cookie", "decode"][..], &flags].concat(), case["cookie"].as_str().unwrap(), &env));
+    let decoded = ok(&railbridge(
+        &[&["cookie", "decode"][..], &flags].concat(),
+        case["cookie"].as_str().unwrap(),
+        &env,
+    ));
     let cookie = ok(&railbridge(&[&["cookie", "encode"][..], &flags].concat(), &decoded, &env));
     let again = ok(&railbridge(&[&["cookie", "decode"][..], &flags].concat(), cookie.trim(), &env));
     assert_eq!(decoded, again);
@@ -106,10 +127,19 @@ fn marshal_session_round_trips_through_the_cli() {
 fn accept_rails_reads_older_cookies_and_reports_the_rewrite() {
     let case = vector("rails_4_2_json", "devise_login");
     let args = ["cookie", "decode", "--rails", "7.0", "--accept-rails", "4.2", "--with-rewrite"];
-    let out: Json = serde_json::from_str(&ok(&railbridge(&args, case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]))).unwrap();
+    let out: Json = serde_json::from_str(&ok(&railbridge(
+        &args,
+        case["cookie"].as_str().unwrap(),
+        &[("SECRET_KEY_BASE", SKB)],
+    )))
+    .unwrap();
     assert_eq!(out["session"], case["expected"]["session"]);
     assert_eq!(out["rewrite"], true);
-    let plain = railbridge(&["cookie", "decode", "--rails", "7.0"], case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]);
+    let plain = railbridge(
+        &["cookie", "decode", "--rails", "7.0"],
+        case["cookie"].as_str().unwrap(),
+        &[("SECRET_KEY_BASE", SKB)],
+    );
     assert_eq!(plain.status.code(), Some(1));
 }
 
@@ -117,13 +147,35 @@ fn accept_rails_reads_older_cookies_and_reports_the_rewrite() {
 fn options_override_the_preset_under_rails_names() {
     let case = vector("custom_salts_cbc", "devise_login");
     let args = [
-        "cookie", "decode", "--rails", "6.1", "--cipher", "aes-256-cbc",
-        "--encrypted-cookie-salt", "my encrypted salt", "--encrypted-signed-cookie-salt", "my signed encrypted salt",
+        "cookie",
+        "decode",
+        "--rails",
+        "6.1",
+        "--cipher",
+        "aes-256-cbc",
+        "--encrypted-cookie-salt",
+        "my encrypted salt",
+        "--encrypted-signed-cookie-salt",
+        "my signed encrypted salt",
     ];
-    let json: Json = serde_json::from_str(&ok(&railbridge(&args, case["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]))).unwrap();
+    let json: Json = serde_json::from_str(&ok(&railbridge(
+        &args,
+        case["cookie"].as_str().unwrap(),
+        &[("SECRET_KEY_BASE", SKB)],
+    )))
+    .unwrap();
     assert_eq!(json, case["expected"]["session"]);
     let signed = vector("signed_sha256_digest", "user_pref");
-    let args = ["cookie", "decode", "--signed", "--signed-cookie-digest", "sha256", "--no-metadata", "--cookie-name", "user_pref"];
+    let args = [
+        "cookie",
+        "decode",
+        "--signed",
+        "--signed-cookie-digest",
+        "sha256",
+        "--no-metadata",
+        "--cookie-name",
+        "user_pref",
+    ];
     let out = railbridge(&args, signed["cookie"].as_str().unwrap(), &[("SECRET_KEY_BASE", SKB)]);
     let json: Json = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(json, signed["expected"]["session"]);
@@ -135,7 +187,11 @@ fn encode_with_expiry_writes_the_envelope_and_bad_input_is_refused() {
     let cookie = ok(&railbridge(&["cookie", "encode", "--expires-in", "60"], r#"{"a":1}"#, &env));
     let back = ok(&railbridge(&["cookie", "decode"], cookie.trim(), &env));
     assert_eq!(back.trim(), r#"{"a":1}"#);
-    let expired = ok(&railbridge(&["cookie", "encode", "--expires-at", "2020-01-01T00:00:00Z"], r#"{"a":1}"#, &env));
+    let expired = ok(&railbridge(
+        &["cookie", "encode", "--expires-at", "2020-01-01T00:00:00Z"],
+        r#"{"a":1}"#,
+        &env,
+    ));
     let out = railbridge(&["cookie", "decode"], expired.trim(), &env);
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("railbridge: expired"));
     for bad in ["not json", r#"{"$symbl":"x"}"#] {

@@ -1,3 +1,5 @@
 //! Integration tests of the `railbridge` binary.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cli;
+mod gateway;

@@ -7,6 +7,7 @@
 //! to that floor; the target is ≤ 1.2×.
 //!
 //! Run: `cargo bench -p rails-cookie --bench codec` (add `-- --quick` for a fast pass).
+#![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,17 +1,128 @@
-//! `railbridge serve`: the identity gateway.
+//! `railbridge serve`: the identity gateway. Loads the configuration (file + environment), listens, reloads on
+//! SIGHUP, drains and exits on SIGTERM / SIGINT.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::{serve, Config, Gateway};
+
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
-    /// The configuration file (TOML); environment variables override it.
-    #[arg(long, short, env = "RAILBRIDGE_CONFIG", default_value = "railbridge.toml")]
-    config: std::path::PathBuf,
+    /// The configuration file (TOML); environment variables override it. Default: ./railbridge.toml if it exists,
+    /// else the built-in default (crates/railbridge/railbridge.toml). Secrets are never read from the command line.
+    #[arg(long, short, env = "RAILBRIDGE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration (and load the keys it names), print a summary and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, crate::ConfigError> {
+    Config::load(path.map(PathBuf::as_path), |name| std::env::var(name).ok())
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(config.log_filter().unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second initialisation (tests) is not an error worth failing for.
+    let _ = if config.log_json() { builder.json().try_init() } else { builder.try_init() };
 }
 
 pub(super) fn run(args: ServeArgs) -> ExitCode {
-    eprintln!("railbridge serve: config {} (the gateway is not built yet)", args.config.display());
-    ExitCode::from(2)
+    let config = match load(args.config.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("railbridge serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        println!("configuration ok; listen {}", config.listen());
+        for w in config.warnings() {
+            println!("warning: {w}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(&config);
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("railbridge serve: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen()).await?;
+        let addr = listener.local_addr()?;
+        let gateway = Gateway::new(config);
+        // One stdout line once the socket is bound, for scripts and supervisors.
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, "railbridge gateway listening");
+        spawn_reloader(gateway.clone(), args.config.clone());
+        serve(gateway, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("railbridge serve: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// SIGHUP: read the configuration again (file, environment, key files); keep the old one if the new one is bad.
+fn spawn_reloader(gateway: Gateway, path: Option<PathBuf>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match load(path.as_ref()) {
+                Ok(config) => {
+                    for w in config.warnings() {
+                        tracing::warn!("{w}");
+                    }
+                    gateway.reload(config);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the old one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (gateway, path);
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,0 +1,179 @@
+//! The configuration file as written: plain serde structs, every field optional, unknown keys refused. Nothing is
+//! checked here; [`super::validate`] turns this into a [`super::Config`].
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `railbridge.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) rails: RawRails,
+    #[serde(default)]
+    pub(super) identity: RawIdentity,
+    #[serde(default)]
+    pub(super) jwt: RawJwt,
+    pub(super) user_api: Option<RawUserApi>,
+    #[serde(default)]
+    pub(super) log: RawLog,
+    #[serde(default, rename = "route")]
+    pub(super) routes: Vec<RawRoute>,
+}
+
+/// A duration: seconds as an integer, or a string with a unit (`250ms`, `5s`, `2m`, `1h`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    /// `host:port` (env `RAILBRIDGE_LISTEN`).
+    pub(super) listen: Option<String>,
+    /// Peers whose `X-Forwarded-*` headers are believed: IP addresses or CIDR blocks.
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<String>,
+    /// Path prefixes that need no login, whatever their route says (env `RAILBRIDGE_PUBLIC_PATHS`).
+    #[serde(default)]
+    pub(super) public_paths: Vec<String>,
+    pub(super) connect_timeout: Option<RawDuration>,
+    pub(super) request_timeout: Option<RawDuration>,
+    pub(super) idle_timeout: Option<RawDuration>,
+    pub(super) pool_idle_timeout: Option<RawDuration>,
+    pub(super) pool_max_idle_per_host: Option<usize>,
+    pub(super) drain_timeout: Option<RawDuration>,
+}
+
+/// `[rails]`: the Rails app's session settings. Each has the environment variable of `rails-session`
+/// (`SessionConfig::from_lookup`), which wins over the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRails {
+    /// A file holding `secret_key_base` (env `SECRET_KEY_BASE`, or `SECRET_KEY_BASE_FILE`).
+    pub(super) secret_key_base_file: Option<PathBuf>,
+    pub(super) session_key: Option<String>,
+    pub(super) rails_version: Option<String>,
+    pub(super) cookies_serializer: Option<String>,
+    pub(super) domain: Option<String>,
+    pub(super) path: Option<String>,
+    pub(super) secure: Option<bool>,
+    pub(super) httponly: Option<bool>,
+    pub(super) same_site: Option<String>,
+    /// Seconds.
+    pub(super) expire_after: Option<u64>,
+    pub(super) encrypted_cookie_salt: Option<String>,
+    pub(super) encrypted_signed_cookie_salt: Option<String>,
+    pub(super) authenticated_encrypted_cookie_salt: Option<String>,
+    pub(super) signed_cookie_salt: Option<String>,
+    /// The Devise scope of `policy = "signed-in"` (default `user`).
+    pub(super) scope: Option<String>,
+    /// Devise `timeout_in`, seconds.
+    pub(super) timeout_in: Option<u64>,
+}
+
+/// `[identity]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIdentity {
+    /// A file holding the key of `X-Railbridge-Session` (default: derived from `secret_key_base`).
+    pub(super) session_hash_key_file: Option<PathBuf>,
+    /// How long a decoded session's identity is reused for the same cookie on the same route (`0` = never).
+    pub(super) cache_ttl: Option<RawDuration>,
+    /// More headers and claims, from the session or the User API.
+    #[serde(default, rename = "field")]
+    pub(super) fields: Vec<RawField>,
+}
+
+/// `[[identity.field]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawField {
+    /// `session.<key>[.<key>…]` or `user.<field>`.
+    pub(super) from: String,
+    /// A header in the `X-Railbridge-` namespace.
+    pub(super) header: Option<String>,
+    /// A claim of the assertion.
+    pub(super) claim: Option<String>,
+}
+
+/// `[jwt]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJwt {
+    /// Send `X-Railbridge-Assertion` (default: on when a key is configured).
+    pub(super) enabled: Option<bool>,
+    pub(super) issuer: Option<String>,
+    /// Lifetime of an assertion, at most 5 minutes.
+    pub(super) ttl: Option<RawDuration>,
+    /// Keys: the first signs (unless one says `sign = true`); all are published at `/.well-known/jwks.json`.
+    #[serde(default, rename = "key")]
+    pub(super) keys: Vec<RawKey>,
+}
+
+/// `[[jwt.key]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    /// PEM file: PKCS#8 Ed25519 (EdDSA), PKCS#8 P-256 (ES256) or RSA ≥ 2048 bits, PKCS#1 or PKCS#8 (RS256).
+    pub(super) file: PathBuf,
+    /// The `kid` (default: the RFC 7638 thumbprint).
+    pub(super) kid: Option<String>,
+    /// This key signs.
+    pub(super) sign: Option<bool>,
+}
+
+/// `[user_api]`: `rails-session`'s HTTP User API loader.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUserApi {
+    /// URL template with `{id}`.
+    pub(super) url: String,
+    /// A file holding a bearer token.
+    pub(super) token_file: Option<PathBuf>,
+    pub(super) timeout: Option<RawDuration>,
+    pub(super) cache_ttl: Option<RawDuration>,
+    pub(super) cache_capacity: Option<u64>,
+    /// On a User API failure: `"503"` (default) or `"signed-out"`.
+    pub(super) on_error: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    /// `text` or `json` (env `RAILBRIDGE_LOG_FORMAT`).
+    pub(super) format: Option<String>,
+    /// A `tracing` filter, e.g. `info,railbridge=debug` (env `RUST_LOG` wins).
+    pub(super) level: Option<String>,
+    /// One line per proxied request (default on).
+    pub(super) access_log: Option<bool>,
+}
+
+/// `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) name: Option<String>,
+    pub(super) prefix: String,
+    pub(super) upstream: String,
+    /// `public`, `signed-in` (default) or `scope:<warden scope>`.
+    pub(super) policy: Option<String>,
+    /// Replaces the matched prefix (`prefix = "/api"`, `rewrite = "/"`: `/api/users` → `/users`).
+    pub(super) rewrite: Option<String>,
+    /// Pass the Rails session cookie on (for Rails upstreams; default off).
+    pub(super) forward_session_cookie: Option<bool>,
+    /// Send the client's `Host` instead of the upstream's.
+    pub(super) preserve_host: Option<bool>,
+    /// Send `X-Railbridge-Assertion` on this route (default: `[jwt] enabled`).
+    pub(super) assertion: Option<bool>,
+    /// Time to the upstream's response head (default `[server] request_timeout`).
+    pub(super) timeout: Option<RawDuration>,
+}

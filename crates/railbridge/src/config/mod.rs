@@ -1,0 +1,365 @@
+//! Configuration of `railbridge serve`: a TOML file ([`file`], the raw form) checked into a [`Config`]
+//! ([`validate`]), with environment variables overriding the file so that a single-upstream deployment runs from
+//! the environment alone.
+//!
+//! | variable | overrides | meaning |
+//! |---|---|---|
+//! | `SECRET_KEY_BASE` (or `SECRET_KEY_BASE_FILE`) | `[rails] secret_key_base_file` | the Rails app's `secret_key_base` |
+//! | `SESSION_KEY`, `RAILS_VERSION`, `DOMAIN`, `COOKIES_SERIALIZER` | `[rails]` `session_key`, `rails_version`, `domain`, `cookies_serializer` | the session cookie |
+//! | `SESSION_ENCRYPTED_COOKIE_SALT`, `SESSION_ENCRYPTED_SIGNED_COOKIE_SALT`, `SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT`, `SESSION_SIGNED_COOKIE_SALT` | `[rails]` `*_salt` | the `config.action_dispatch.*_salt` settings |
+//! | `SESSION_PATH`, `SESSION_SECURE`, `SESSION_HTTPONLY`, `SESSION_SAME_SITE`, `SESSION_EXPIRE_AFTER` | `[rails]` `path`, `secure`, `httponly`, `same_site`, `expire_after` | cookie attributes of a refreshed session |
+//! | `DEVISE_SCOPE`, `DEVISE_TIMEOUT_IN` | `[rails]` `scope`, `timeout_in` | the Warden scope of `signed-in`; Devise `:timeoutable` |
+//! | `RAILBRIDGE_LISTEN` (else `PORT` → `0.0.0.0:$PORT`) | `[server] listen` | `host:port` |
+//! | `RAILBRIDGE_UPSTREAM` | every `[[route]]` | one route: every path to this URL, signed-in |
+//! | `RAILBRIDGE_PUBLIC_PATHS` | `[server] public_paths` | comma-separated path prefixes that need no login |
+//! | `RAILBRIDGE_FORWARD_SESSION_COOKIE` | — | with `RAILBRIDGE_UPSTREAM`: pass the session cookie on (a Rails upstream) |
+//! | `RAILBRIDGE_TRUSTED_PROXIES` | `[server] trusted_proxies` | comma-separated addresses / CIDR blocks |
+//! | `RAILBRIDGE_JWT_KEY_FILE` | the signing `[[jwt.key]]` | PEM private key that signs `X-Railbridge-Assertion` |
+//! | `RAILBRIDGE_JWT_ISSUER` | `[jwt] issuer` | `iss` |
+//! | `RAILBRIDGE_SESSION_HASH_KEY_FILE` | `[identity] session_hash_key_file` | key of `X-Railbridge-Session` |
+//! | `RAILBRIDGE_USER_API_URL`, `RAILBRIDGE_USER_API_TOKEN_FILE` | `[user_api]` `url`, `token_file` | the User API |
+//! | `RAILBRIDGE_LOG_FORMAT` | `[log] format` | `text` or `json` |
+
+mod file;
+mod validate;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::HeaderName;
+use rails_session::SessionConfig;
+
+use crate::jwt::KeySet;
+
+/// The configuration that `railbridge serve` uses when given no `--config` and there is no `./railbridge.toml`:
+/// the committed `crates/railbridge/railbridge.toml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../railbridge.toml");
+
+/// A configuration that could not be loaded. The message names the setting (file key and environment variable)
+/// and what is wrong with it; it never contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has unknown or mistyped keys.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file.
+        origin: String,
+        /// The TOML parser's message (with line and column).
+        message: String,
+    },
+    /// A setting has an unusable value.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The setting, e.g. `route[2].upstream` or `RAILBRIDGE_LISTEN`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// A checked configuration: everything parsed, keys derived and loaded. Cheap to clone.
+#[derive(Clone)]
+#[must_use]
+pub struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) server: ServerConfig,
+    pub(crate) session: Option<SessionSettings>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) jwt: Option<JwtConfig>,
+    pub(crate) fields: Vec<Field>,
+    /// Identity reuse for an identical cookie (`None`: off).
+    pub(crate) identity_cache_ttl: Option<Duration>,
+    pub(crate) log: LogConfig,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads `path` (or, when `None`, `./railbridge.toml` if it exists, else [`DEFAULT_CONFIG`]) with environment
+    /// variables from `lookup` overriding it. Pass `|name| std::env::var(name).ok()` for the process environment.
+    ///
+    /// ```
+    /// use railbridge::Config;
+    /// let env = |name: &str| match name {
+    ///     "RAILBRIDGE_UPSTREAM" => Some("http://127.0.0.1:3000".to_owned()),
+    ///     "RAILBRIDGE_LISTEN" => Some("127.0.0.1:0".to_owned()),
+    ///     "SESSION_KEY" => Some("_app_session".to_owned()),
+    ///     "SECRET_KEY_BASE" => Some("x".repeat(128)),
+    ///     _ => None,
+    /// };
+    /// let config = Config::from_toml("", "env", env)?;
+    /// assert_eq!(config.listen().port(), 0);
+    /// # Ok::<(), railbridge::ConfigError>(())
+    /// ```
+    pub fn load(
+        path: Option<&Path>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Self::from_toml(&text, &path.display().to_string(), lookup)
+            }
+            None if Path::new("railbridge.toml").is_file() => {
+                Self::load(Some(Path::new("railbridge.toml")), lookup)
+            }
+            None => Self::from_toml(DEFAULT_CONFIG, "built-in railbridge.toml", lookup),
+        }
+    }
+
+    /// Parses a configuration from TOML text; `origin` names it in error messages.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: file::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        validate::validate(raw, &|name: &str| lookup(name).filter(|v| !v.trim().is_empty()))
+    }
+
+    /// The address to listen on.
+    #[must_use]
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Things worth a warning at start-up (no `SECRET_KEY_BASE`, …).
+    #[must_use]
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Whether logs are JSON lines.
+    #[must_use]
+    pub fn log_json(&self) -> bool {
+        self.log.json
+    }
+
+    /// The `tracing` filter from `[log] level`, if any (`RUST_LOG` wins over it).
+    #[must_use]
+    pub fn log_filter(&self) -> Option<&str> {
+        self.log.filter.as_deref()
+    }
+
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[must_use]
+    pub fn drain_timeout(&self) -> Duration {
+        self.server.drain_timeout
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("server", &self.server)
+            .field("session", &self.session)
+            .field("routes", &self.routes)
+            .field("jwt", &self.jwt)
+            .field("fields", &self.fields)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) trusted_proxies: Vec<Cidr>,
+    pub(crate) public_paths: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) pool_idle_timeout: Duration,
+    pub(crate) pool_max_idle_per_host: usize,
+    pub(crate) drain_timeout: Duration,
+}
+
+/// The Rails session: one `rails-session` configuration per Warden scope in use (same derived keys).
+#[derive(Clone)]
+pub(crate) struct SessionSettings {
+    /// The scope of `signed-in`.
+    pub(crate) default_scope: String,
+    /// Per scope, the default one first; only the default scope uses the User API.
+    pub(crate) scopes: Vec<(String, Arc<SessionConfig>)>,
+    /// The key of `X-Railbridge-Session`.
+    pub(crate) hash_key: ring::hmac::Key,
+    /// A User API is configured.
+    pub(crate) user_api: bool,
+}
+
+impl SessionSettings {
+    pub(crate) fn for_scope(&self, scope: &str) -> Option<&Arc<SessionConfig>> {
+        self.scopes.iter().find(|(s, _)| s == scope).map(|(_, c)| c)
+    }
+
+    pub(crate) fn cookie_name(&self) -> &str {
+        self.scopes.first().map_or("", |(_, c)| c.key())
+    }
+}
+
+impl fmt::Debug for SessionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionSettings")
+            .field("default_scope", &self.default_scope)
+            .field("scopes", &self.scopes.iter().map(|(s, _)| s).collect::<Vec<_>>())
+            .field("session", &self.scopes.first().map(|(_, c)| c))
+            .field("hash_key", &"[redacted]")
+            .field("user_api", &self.user_api)
+            .finish()
+    }
+}
+
+/// Who may pass a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Anyone; identity headers are still sent when someone is signed in.
+    Public,
+    /// A signed-in user of the default Warden scope.
+    SignedIn,
+    /// A signed-in user of this Warden scope.
+    Scope(String),
+}
+
+/// Where a route goes.
+#[derive(Clone, Debug)]
+pub(crate) struct Upstream {
+    pub(crate) scheme: Scheme,
+    pub(crate) authority: Authority,
+    /// The URL's path without its trailing `/` (empty for the root).
+    pub(crate) base_path: String,
+}
+
+/// `[[route]]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    pub(crate) name: String,
+    pub(crate) prefix: String,
+    pub(crate) upstream: Upstream,
+    pub(crate) policy: Policy,
+    pub(crate) rewrite: Option<String>,
+    pub(crate) forward_session_cookie: bool,
+    pub(crate) preserve_host: bool,
+    pub(crate) assertion: bool,
+    pub(crate) timeout: Duration,
+}
+
+/// `[jwt]`, when assertions are on.
+#[derive(Clone, Debug)]
+pub(crate) struct JwtConfig {
+    pub(crate) issuer: String,
+    pub(crate) ttl: Duration,
+    pub(crate) keys: Arc<KeySet>,
+}
+
+/// Where an extra identity field comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FieldSource {
+    /// A path into the session hash.
+    Session(Vec<String>),
+    /// A field of the User API's user.
+    User(String),
+}
+
+/// `[[identity.field]]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Field {
+    pub(crate) source: FieldSource,
+    pub(crate) header: Option<HeaderName>,
+    pub(crate) claim: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug)]
+pub(crate) struct LogConfig {
+    pub(crate) json: bool,
+    pub(crate) filter: Option<String>,
+    pub(crate) access_log: bool,
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`, or a single address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub(crate) fn parse(s: &str) -> Option<Cidr> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask_eq(u128::from(u32::from(net)), u128::from(u32::from(ip)), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask_eq(u128::from(net), u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask_eq(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
+    if prefix == 0 {
+        return true;
+    }
+    let shift = u32::from(bits - prefix);
+    (a >> shift) == (b >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()), "v4-mapped v6 peers");
+        assert!(Cidr::parse("127.0.0.1").unwrap().contains("127.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nope").is_none());
+    }
+}

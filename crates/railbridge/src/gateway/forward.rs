@@ -1,0 +1,199 @@
+//! The proxy leg: one client request to the upstream and back, streamed both ways — hop-by-hop headers removed,
+//! `X-Forwarded-*` set per the trusted-proxies list, the session cookie withheld from non-Rails upstreams, the
+//! identity headers added, a time limit on the response head, WebSocket upgrades tunnelled.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioIo;
+
+use super::error::ProxyError;
+use super::headers::{remove_cookie, strip_hop_by_hop, wants_upgrade};
+use super::router::upstream_uri;
+use super::Body;
+use crate::config::Route;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The upstream HTTP/1.1 client (keep-alive pool).
+pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+
+/// One request's way to its upstream.
+pub(crate) struct Forward<'a> {
+    pub(crate) client: &'a UpstreamClient,
+    pub(crate) route: &'a Route,
+    pub(crate) peer: SocketAddr,
+    /// The peer is a trusted proxy: its `X-Forwarded-*` headers are kept and extended.
+    pub(crate) trusted: bool,
+    /// The session cookie's name, withheld unless the route forwards it.
+    pub(crate) cookie_name: Option<&'a str>,
+}
+
+impl Forward<'_> {
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<Body>,
+        identity: &[(HeaderName, HeaderValue)],
+    ) -> Result<Response<Body>, ProxyError> {
+        let upgrade = wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let uri = upstream_uri(self.route, req.uri())?;
+        let host =
+            req.headers().get(header::HOST).cloned().or_else(|| {
+                req.uri().authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+            });
+        let (mut parts, body) = req.into_parts();
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers, upgrade);
+        if !self.route.forward_session_cookie {
+            if let Some(name) = self.cookie_name {
+                remove_cookie(headers, name);
+            }
+        }
+        forwarded(headers, self.peer, self.trusted, host.as_ref());
+        headers.remove(header::HOST);
+        if self.route.preserve_host {
+            if let Some(h) = host {
+                headers.insert(header::HOST, h);
+            }
+        }
+        for (name, value) in identity {
+            headers.insert(name.clone(), value.clone());
+        }
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        let request = Request::from_parts(parts, body);
+        let mut response =
+            match tokio::time::timeout(self.route.timeout, self.client.request(request)).await {
+                Err(_) => return Err(ProxyError::Timeout(self.route.timeout)),
+                Ok(Err(e)) => return Err(classify(&e)),
+                Ok(Ok(r)) => r,
+            };
+        if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
+            (client_upgrade, response.status())
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let route = self.route.name.clone();
+            tokio::spawn(async move {
+                match tokio::join!(client_upgrade, upstream_upgrade) {
+                    (Ok(client), Ok(upstream)) => {
+                        let (mut client, mut upstream) =
+                            (TokioIo::new(client), TokioIo::new(upstream));
+                        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                            Ok((up, down)) => {
+                                tracing::debug!(route, up, down, "upgraded connection closed")
+                            }
+                            Err(e) => {
+                                tracing::debug!(route, error = %e, "upgraded connection ended")
+                            }
+                        }
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::debug!(route, error = %e, "upgrade failed")
+                    }
+                }
+            });
+            let (mut parts, _) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers, true);
+            return Ok(Response::from_parts(parts, Body::empty()));
+        }
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_connect() {
+        ProxyError::Connect(detail)
+    } else {
+        ProxyError::Upstream(detail)
+    }
+}
+
+/// `X-Forwarded-For` (the peer appended to a trusted proxy's list, or alone), `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (a trusted proxy's kept, otherwise ours). From an untrusted peer, `Forwarded` and
+/// `X-Real-IP` are dropped too.
+fn forwarded(headers: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Option<&HeaderValue>) {
+    let ip = peer.ip().to_canonical().to_string();
+    let mut chain = String::new();
+    if trusted {
+        for v in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            chain.push_str(v.trim());
+        }
+    } else {
+        headers.remove(header::FORWARDED);
+        headers.remove(X_REAL_IP);
+    }
+    if !chain.is_empty() {
+        chain.push_str(", ");
+    }
+    chain.push_str(&ip);
+    headers.remove(&X_FORWARDED_FOR);
+    if let Ok(v) = HeaderValue::try_from(chain) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "10.0.0.7:5555".parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_forge_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        h.insert(X_FORWARDED_HOST, HeaderValue::from_static("evil.test"));
+        h.insert(header::FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
+        forwarded(&mut h, peer(), false, Some(&HeaderValue::from_static("app.test")));
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+        assert!(!h.contains_key(header::FORWARDED));
+    }
+
+    #[test]
+    fn trusted_proxies_are_extended() {
+        let mut h = HeaderMap::new();
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("5.6.7.8"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        forwarded(&mut h, peer(), true, Some(&HeaderValue::from_static("app.test")));
+        assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 5.6.7.8, 10.0.0.7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+        let mut h = HeaderMap::new();
+        forwarded(&mut h, "[::ffff:127.0.0.1]:1".parse().unwrap(), true, None);
+        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
+    }
+}

@@ -1,0 +1,664 @@
+//! The identity gateway: the browser's only door to internal services. Each request is matched to a route
+//! ([`router`]), stripped of forged identity headers ([`headers`]), its Rails session decrypted locally by
+//! `rails-session` ([`identity`]), checked against the route's policy, and proxied with the identity attached
+//! ([`forward`]); failures have short answers ([`error`]). `/_railbridge/auth` gives the same decision to an edge
+//! proxy (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz).
+
+pub(crate) mod error;
+pub(crate) mod forward;
+pub(crate) mod headers;
+pub(crate) mod identity;
+pub(crate) mod router;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rails_session::{Session, SessionLayer};
+use tokio::net::TcpListener;
+use tower::{Layer as _, Service, ServiceExt as _};
+
+use self::error::{text, unauthorized, user_service_unavailable, ProxyError};
+use self::forward::{Forward, UpstreamClient};
+use self::headers::{session_cookie_raw, strip_identity};
+use self::identity::{IdentityHeaders, Outcome};
+use self::router::{check_path, RouteState, Router};
+use crate::config::{Config, Policy, Route, Upstream};
+use crate::jwt::issuer::Issuer;
+
+/// The body type on both sides of the gateway (streamed, never buffered).
+pub(crate) type Body = axum::body::Body;
+
+/// Latency buckets, in seconds.
+const BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A running gateway's shared state: the current configuration (replaced whole by [`Gateway::reload`], without
+/// touching open connections) and the metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.shared.state.load().config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: ArcSwap<State>,
+    metrics: PrometheusHandle,
+    draining: AtomicBool,
+}
+
+/// Everything derived from one [`Config`].
+struct State {
+    config: Config,
+    router: Router,
+    client: UpstreamClient,
+    issuer: Option<Issuer>,
+    /// `/_railbridge/auth` for a request whose original URI matches no route: signed-in, `aud = forward-auth`.
+    forward_auth: Arc<RouteState>,
+    /// Identity headers of recently seen (route, session cookie) pairs whose session needed no refresh.
+    identity_cache: Option<IdentityCache>,
+}
+
+/// The identity headers of a signed-in session, as sent to a route's upstream.
+type IdentityList = Arc<[(http::HeaderName, HeaderValue)]>;
+type IdentityCache = moka::sync::Cache<String, IdentityList>;
+
+impl State {
+    fn new(config: Config) -> State {
+        let session_for = |policy: &Policy| -> (Option<Arc<rails_session::SessionConfig>>, bool) {
+            let Some(s) = &config.session else { return (None, true) };
+            match policy {
+                Policy::Scope(scope) if *scope != s.default_scope => {
+                    (s.for_scope(scope).cloned(), false)
+                }
+                _ => (s.for_scope(&s.default_scope).cloned(), true),
+            }
+        };
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let (session, default_scope) = session_for(&r.policy);
+                Arc::new(RouteState { route: r.clone(), session, default_scope })
+            })
+            .collect();
+        let router = Router::new(routes, config.server.public_paths.clone());
+        let (session, default_scope) = session_for(&Policy::SignedIn);
+        let forward_auth = Arc::new(RouteState {
+            route: Route {
+                name: "forward-auth".into(),
+                prefix: "/_railbridge/auth".into(),
+                upstream: Upstream {
+                    scheme: http::uri::Scheme::HTTP,
+                    authority: http::uri::Authority::from_static("localhost"),
+                    base_path: String::new(),
+                },
+                policy: Policy::SignedIn,
+                rewrite: None,
+                forward_session_cookie: false,
+                preserve_host: false,
+                assertion: true,
+                timeout: config.server.request_timeout,
+            },
+            session,
+            default_scope,
+        });
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.server.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.server.pool_idle_timeout)
+            .pool_max_idle_per_host(config.server.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let issuer = config.jwt.as_ref().and_then(|j| match Issuer::new(j.issuer.clone(), j.ttl, j.keys.clone()) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::error!(error = %e, "identity assertions are off: the issuer could not be set up");
+                None
+            }
+        });
+        let identity_cache = config
+            .identity_cache_ttl
+            .map(|ttl| moka::sync::Cache::builder().max_capacity(10_000).time_to_live(ttl).build());
+        State { config, router, client, issuer, forward_auth, identity_cache }
+    }
+
+    fn trusted(&self, peer: SocketAddr) -> bool {
+        self.config.server.trusted_proxies.iter().any(|c| c.contains(peer.ip()))
+    }
+
+    fn cookie_name(&self) -> Option<&str> {
+        self.config.session.as_ref().map(|s| s.cookie_name())
+    }
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = match builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "latency buckets refused; histograms become summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed: /_railbridge/metrics will be empty");
+            }
+            metrics::describe_counter!("railbridge_requests_total", "Requests answered, by route and status.");
+            metrics::describe_histogram!(
+                "railbridge_request_duration_seconds",
+                metrics::Unit::Seconds,
+                "Time to the response head, by route."
+            );
+            metrics::describe_counter!("railbridge_auth_total", "Identity decisions, by route and outcome.");
+            metrics::describe_counter!("railbridge_upstream_errors_total", "Upstream failures, by route and kind.");
+            metrics::describe_counter!(
+                "railbridge_forged_identity_headers_total",
+                "X-Railbridge-* headers sent by clients (stripped)."
+            );
+            handle
+        })
+        .clone()
+}
+
+impl Gateway {
+    /// A gateway for `config`. Must be called inside a Tokio runtime.
+    #[must_use]
+    pub fn new(config: Config) -> Gateway {
+        Gateway {
+            shared: Arc::new(Shared {
+                state: ArcSwap::from_pointee(State::new(config)),
+                metrics: metrics_handle(),
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Replaces the configuration (routes, keys, secrets, timeouts). Requests already in flight finish with the
+    /// old one; open connections stay open. The listen address cannot change without a restart.
+    pub fn reload(&self, config: Config) {
+        let old = self.shared.state.load().config.listen;
+        if config.listen != old {
+            tracing::warn!(old = %old, new = %config.listen, "the listen address changes only on restart");
+        }
+        self.shared.state.store(Arc::new(State::new(config)));
+        tracing::info!("configuration reloaded");
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> Config {
+        self.shared.state.load().config.clone()
+    }
+
+    /// Answers one request from `peer`.
+    pub(crate) async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let state = self.shared.state.load_full();
+        let req = req.map(Body::new);
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let (label, response) = if path.starts_with("/_railbridge/")
+            || path == "/.well-known/jwks.json"
+        {
+            ("_railbridge".to_owned(), self.builtin(&state, req, peer, &path).await)
+        } else {
+            match state.router.route(&path).cloned() {
+                None => ("_none".to_owned(), ProxyError::NoRoute.into_response()),
+                Some(rs) => {
+                    (rs.route.name.clone(), proxy(&state, &rs, req, peer, &path, Mode::Proxy).await)
+                }
+            }
+        };
+        let status = response.status();
+        let elapsed = started.elapsed();
+        metrics::counter!("railbridge_requests_total", "route" => label.clone(), "status" => status.as_u16().to_string())
+            .increment(1);
+        metrics::histogram!("railbridge_request_duration_seconds", "route" => label.clone())
+            .record(elapsed);
+        if state.config.log.access_log {
+            tracing::info!(
+                target: "railbridge::access",
+                method = %method,
+                path = %path,
+                route = %label,
+                status = status.as_u16(),
+                micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                "request"
+            );
+        }
+        response
+    }
+
+    async fn builtin(
+        &self,
+        state: &Arc<State>,
+        req: Request<Body>,
+        peer: SocketAddr,
+        path: &str,
+    ) -> Response<Body> {
+        if path == "/_railbridge/auth" || path.starts_with("/_railbridge/auth/") {
+            return forward_auth(state, req, peer, path).await;
+        }
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+        }
+        match path {
+            "/_railbridge/health" => text(StatusCode::OK, "ok\n"),
+            "/_railbridge/ready" if self.shared.draining.load(Ordering::Relaxed) => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            }
+            "/_railbridge/ready" => text(StatusCode::OK, "ready\n"),
+            "/_railbridge/metrics" => {
+                let allowed = peer.ip().to_canonical().is_loopback() || state.trusted(peer);
+                if !allowed {
+                    return ProxyError::NoRoute.into_response();
+                }
+                let mut r = Response::new(Body::from(self.shared.metrics.render()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            "/.well-known/jwks.json" => match &state.issuer {
+                Some(issuer) => {
+                    let mut r = error::json(StatusCode::OK, issuer.keys().jwks_json());
+                    r.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=300"),
+                    );
+                    r
+                }
+                None => ProxyError::NoRoute.into_response(),
+            },
+            _ => ProxyError::NoRoute.into_response(),
+        }
+    }
+
+    fn set_draining(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the route handler does once it knows who is asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Proxy to the route's upstream.
+    Proxy,
+    /// Answer 200 with the identity headers, or 401 (`/_railbridge/auth`).
+    Auth,
+}
+
+/// `/_railbridge/auth`: the policy of the route the original URI (`X-Forwarded-Uri` from Traefik,
+/// `X-Original-URI` as nginx is usually configured, or the path after `/_railbridge/auth` as Envoy's
+/// `path_prefix` sends it) would take; signed-in when there is none.
+async fn forward_auth(
+    state: &Arc<State>,
+    req: Request<Body>,
+    peer: SocketAddr,
+    path: &str,
+) -> Response<Body> {
+    let header_uri = ["x-forwarded-uri", "x-original-uri"]
+        .iter()
+        .find_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let suffix =
+        path.strip_prefix("/_railbridge/auth").filter(|s| !s.is_empty()).map(str::to_owned);
+    let original =
+        header_uri.or(suffix).map(|u| u.split(['?', '#']).next().unwrap_or("/").to_owned());
+    let (rs, original) = match original {
+        Some(p) if check_path(&p).is_ok() => match state.router.route(&p) {
+            Some(rs) => (rs.clone(), p),
+            None => (state.forward_auth.clone(), p),
+        },
+        _ => (state.forward_auth.clone(), "/_railbridge/auth".to_owned()),
+    };
+    let mut response = proxy(state, &rs, req, peer, &original, Mode::Auth).await;
+    response.headers_mut().remove(header::SET_COOKIE);
+    response
+}
+
+/// The route handler, behind `rails-session`'s layer (which puts the lazy [`Session`] into the request and
+/// commits it — a Devise timeout refresh, a cookie upgraded from an old format — on the way out).
+#[derive(Clone)]
+struct RouteHandler {
+    state: Arc<State>,
+    route: Arc<RouteState>,
+    policy: Policy,
+    peer: SocketAddr,
+    mode: Mode,
+}
+
+/// What the route handler leaves in the response for [`proxy`]: how many session cookies the upstream sent (the
+/// gateway's own refresh is then dropped: Rails' is newer), and the identity to cache if the session layer turns
+/// out to write nothing.
+#[derive(Clone)]
+struct Handled {
+    upstream_session_cookies: usize,
+    identity: Option<IdentityList>,
+}
+
+impl Service<Request<Body>> for RouteHandler {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.run(req).await) })
+    }
+}
+
+impl RouteHandler {
+    async fn run(self, req: Request<Body>) -> Response<Body> {
+        let Some(session) = req.extensions().get::<Session>().cloned() else {
+            tracing::error!("no session in the request: the session layer is missing");
+            return ProxyError::Internal("session layer missing".into()).into_response();
+        };
+        let state = &self.state;
+        let Some(settings) = &state.config.session else {
+            return ProxyError::Internal("no session settings".into()).into_response();
+        };
+        let use_api = self.route.default_scope && settings.user_api;
+        let (outcome, who) =
+            identity::resolve(&session, req.headers(), use_api, &settings.hash_key).await;
+        metrics::counter!("railbridge_auth_total", "route" => self.route.route.name.clone(), "outcome" => outcome.label())
+            .increment(1);
+        if who.is_none() && self.policy != Policy::Public {
+            return match outcome {
+                Outcome::UserApiUnavailable => user_service_unavailable(),
+                _ => unauthorized(),
+            };
+        }
+        let identity: IdentityList = match &who {
+            Some(who) => IdentityHeaders {
+                fields: &state.config.fields,
+                issuer: state.issuer.as_ref(),
+                audience: &self.route.route.name,
+                assertion: self.route.route.assertion,
+            }
+            .build(who, &session)
+            .await
+            .into(),
+            None => Arc::new([]),
+        };
+        let cacheable = who.is_some() && !session.is_changed();
+        let mut response = match self.mode {
+            Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
+            Mode::Proxy => send(state, &self.route.route, req, self.peer, &identity).await,
+        };
+        let upstream_session_cookies = session_cookies(response.headers(), settings.cookie_name());
+        response
+            .extensions_mut()
+            .insert(Handled { upstream_session_cookies, identity: cacheable.then_some(identity) });
+        response
+    }
+}
+
+fn with_identity(
+    mut response: Response<Body>,
+    identity: &[(http::HeaderName, HeaderValue)],
+) -> Response<Body> {
+    for (name, value) in identity {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+async fn send(
+    state: &State,
+    route: &Route,
+    req: Request<Body>,
+    peer: SocketAddr,
+    identity: &[(http::HeaderName, HeaderValue)],
+) -> Response<Body> {
+    let forward = Forward {
+        client: &state.client,
+        route,
+        peer,
+        trusted: state.trusted(peer),
+        cookie_name: state.cookie_name(),
+    };
+    match forward.send(req, identity).await {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::counter!("railbridge_upstream_errors_total", "route" => route.name.clone(), "kind" => e.kind())
+                .increment(1);
+            tracing::warn!(route = %route.name, source = ?e.source_kind(), error = %e, "proxy error");
+            e.into_response()
+        }
+    }
+}
+
+async fn proxy(
+    state: &Arc<State>,
+    rs: &Arc<RouteState>,
+    mut req: Request<Body>,
+    peer: SocketAddr,
+    path: &str,
+    mode: Mode,
+) -> Response<Body> {
+    if let Err(e) = check_path(path) {
+        return e.into_response();
+    }
+    let forged = strip_identity(req.headers_mut());
+    if forged > 0 {
+        metrics::counter!("railbridge_forged_identity_headers_total").increment(forged as u64);
+        tracing::debug!(count = forged, "stripped client-sent X-Railbridge-* headers");
+    }
+    let policy = state.router.policy(&rs.route, path).clone();
+    let Some(session_config) = &rs.session else {
+        metrics::counter!("railbridge_auth_total", "route" => rs.route.name.clone(), "outcome" => Outcome::NoSecret.label())
+            .increment(1);
+        return match (policy, mode) {
+            (Policy::Public, Mode::Proxy) => send(state, &rs.route, req, peer, &[]).await,
+            (Policy::Public, Mode::Auth) => text(StatusCode::OK, "ok\n"),
+            _ => unauthorized(),
+        };
+    };
+    // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
+    let cache_key =
+        match (&state.identity_cache, session_cookie_raw(req.headers(), session_config.key())) {
+            (Some(_), Some(cookie)) if !cookie.is_empty() => {
+                Some(format!("{}\0{cookie}", rs.route.name))
+            }
+            _ => None,
+        };
+    if let (Some(cache), Some(key)) = (&state.identity_cache, &cache_key) {
+        if let Some(identity) = cache.get(key) {
+            metrics::counter!("railbridge_auth_total", "route" => rs.route.name.clone(), "outcome" => Outcome::SignedIn.label())
+                .increment(1);
+            return match mode {
+                Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
+                Mode::Proxy => send(state, &rs.route, req, peer, &identity).await,
+            };
+        }
+    }
+    let handler = RouteHandler { state: state.clone(), route: rs.clone(), policy, peer, mode };
+    let service = SessionLayer::from_arc(session_config.clone()).layer(handler);
+    let mut response = match service.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    if let Some(handled) = response.extensions_mut().remove::<Handled>() {
+        let name = session_config.key();
+        let written_by_gateway =
+            session_cookies(response.headers(), name) > handled.upstream_session_cookies;
+        if written_by_gateway && handled.upstream_session_cookies > 0 {
+            drop_gateway_session_cookies(
+                response.headers_mut(),
+                name,
+                handled.upstream_session_cookies,
+            );
+        }
+        if let (false, Some(identity), Some(cache), Some(key)) =
+            (written_by_gateway, handled.identity, &state.identity_cache, cache_key)
+        {
+            cache.insert(key, identity);
+        }
+    }
+    response
+}
+
+fn session_cookies(headers: &http::HeaderMap, name: &str) -> usize {
+    headers.get_all(header::SET_COOKIE).iter().filter(|v| is_session_cookie(v, name)).count()
+}
+
+fn is_session_cookie(value: &HeaderValue, name: &str) -> bool {
+    value.as_bytes().strip_prefix(name.as_bytes()).is_some_and(|rest| rest.first() == Some(&b'='))
+}
+
+/// Keeps the upstream's `upstream` session cookies and drops the ones the session layer appended after them.
+fn drop_gateway_session_cookies(headers: &mut http::HeaderMap, name: &str, upstream: usize) {
+    if session_cookies(headers, name) <= upstream {
+        return;
+    }
+    let all: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    headers.remove(header::SET_COOKIE);
+    let mut seen = 0;
+    for v in all {
+        if is_session_cookie(&v, name) {
+            seen += 1;
+            if seen > upstream {
+                continue;
+            }
+        }
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
+/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+/// (up to the configured drain timeout) and returns. HTTP/1.1 with keep-alive and upgrades, and HTTP/2 (h2c) from
+/// clients.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = railbridge::Config::load(None, |name| std::env::var(name).ok())?;
+/// let listener = tokio::net::TcpListener::bind(config.listen()).await?;
+/// let gateway = railbridge::Gateway::new(config);
+/// railbridge::serve(gateway, listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve(
+    gateway: Gateway,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let config = gateway.config();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(config.server.idle_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(config.server.idle_timeout / 2))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(256);
+    let graceful = GracefulShutdown::new();
+    let upkeep = {
+        let handle = gateway.shared.metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        })
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gw = gateway.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let gw = gw.clone();
+                    async move { Ok::<_, Infallible>(gw.handle(req, peer).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    gateway.set_draining();
+    let in_flight = graceful.count();
+    tracing::info!(connections = in_flight, "shutting down: draining in-flight requests");
+    let drain = gateway.config().server.drain_timeout;
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(drain) => tracing::warn!(timeout = ?drain, "drain timeout: closing the remaining connections"),
+    }
+    upkeep.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_session_cookie_dropped_when_the_upstream_sets_one() {
+        let mut h = http::HeaderMap::new();
+        h.append(header::SET_COOKIE, HeaderValue::from_static("_s=rails; path=/"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("other=1"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("_s=gateway; path=/"));
+        drop_gateway_session_cookies(&mut h, "_s", 1);
+        let left: Vec<_> =
+            h.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(left, ["_s=rails; path=/", "other=1"]);
+        assert!(!is_session_cookie(&HeaderValue::from_static("_session=1"), "_s"));
+    }
+}

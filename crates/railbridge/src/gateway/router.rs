@@ -1,0 +1,189 @@
+//! Path prefix → route, longest prefix first, matched on whole segments (`/api` matches `/api` and `/api/x`, not
+//! `/apix`); the public-path list; the upstream URI of a request (prefix rewriting, the upstream's base path).
+
+use std::sync::Arc;
+
+use http::uri::{PathAndQuery, Uri};
+use rails_session::SessionConfig;
+
+use super::error::ProxyError;
+use crate::config::{Policy, Route};
+
+/// A route with what the gateway derived for it.
+#[derive(Debug)]
+pub(crate) struct RouteState {
+    pub(crate) route: Route,
+    /// The session configuration of the route's Warden scope (`None` without `SECRET_KEY_BASE`).
+    pub(crate) session: Option<Arc<SessionConfig>>,
+    /// The route uses the default scope (and so the User API, if any).
+    pub(crate) default_scope: bool,
+}
+
+/// The route table.
+#[derive(Debug)]
+pub(crate) struct Router {
+    routes: Vec<Arc<RouteState>>,
+    public: Vec<String>,
+}
+
+/// Whether `prefix` covers `path`, on segment boundaries (a prefix ending in `/` is a plain string prefix).
+pub(crate) fn covers(prefix: &str, path: &str) -> bool {
+    if prefix == "/" || prefix.ends_with('/') {
+        return path.starts_with(prefix);
+    }
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Router {
+    pub(crate) fn new(mut routes: Vec<Arc<RouteState>>, public: Vec<String>) -> Self {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.route.prefix.len()));
+        Router { routes, public }
+    }
+
+    /// The route for `path`.
+    pub(crate) fn route(&self, path: &str) -> Option<&Arc<RouteState>> {
+        self.routes.iter().find(|r| covers(&r.route.prefix, path))
+    }
+
+    /// The route's policy, or public if `path` is under a public path.
+    pub(crate) fn policy<'r>(&self, route: &'r Route, path: &str) -> &'r Policy {
+        const PUBLIC: &Policy = &Policy::Public;
+        if self.public.iter().any(|p| covers(p, path)) {
+            PUBLIC
+        } else {
+            &route.policy
+        }
+    }
+}
+
+/// Refuses paths an upstream could resolve differently than the gateway matched them: dot segments (also
+/// percent-encoded) and encoded slashes.
+pub(crate) fn check_path(path: &str) -> Result<(), ProxyError> {
+    if !path.starts_with('/') {
+        return Err(ProxyError::BadRequest("the path must start with /"));
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || path.contains('\\') {
+        return Err(ProxyError::BadRequest("encoded slashes are not allowed in paths"));
+    }
+    let decoded = lower.replace("%2e", ".");
+    if decoded.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(ProxyError::BadRequest("dot segments are not allowed in paths"));
+    }
+    Ok(())
+}
+
+/// The upstream URI of a request: the route's rewrite applied, under the upstream's base path, query kept.
+pub(crate) fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, ProxyError> {
+    let path = uri.path();
+    let rewritten: std::borrow::Cow<'_, str> = match &route.rewrite {
+        None => path.into(),
+        Some(to) => {
+            let rest = if route.prefix == "/" {
+                path
+            } else {
+                path.get(route.prefix.len()..).unwrap_or("")
+            };
+            let to = to.trim_end_matches('/');
+            let joined = format!("{to}{rest}");
+            if joined.is_empty() {
+                "/".into()
+            } else {
+                joined.into()
+            }
+        }
+    };
+    let base = &route.upstream.base_path;
+    let mut pq = String::with_capacity(
+        base.len() + rewritten.len() + uri.query().map_or(0, |q| q.len() + 1),
+    );
+    pq.push_str(base);
+    pq.push_str(&rewritten);
+    if let Some(q) = uri.query() {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let pq = PathAndQuery::try_from(pq).map_err(|_| ProxyError::BadRequest("invalid path"))?;
+    Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| ProxyError::Internal("could not build the upstream URI".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Upstream;
+    use std::time::Duration;
+
+    fn route(prefix: &str, upstream: &str, rewrite: Option<&str>) -> Route {
+        let u: Uri = upstream.parse().unwrap();
+        Route {
+            name: prefix.into(),
+            prefix: prefix.into(),
+            upstream: Upstream {
+                scheme: u.scheme().unwrap().clone(),
+                authority: u.authority().unwrap().clone(),
+                base_path: u.path().trim_end_matches('/').into(),
+            },
+            policy: Policy::SignedIn,
+            rewrite: rewrite.map(String::from),
+            forward_session_cookie: false,
+            preserve_host: false,
+            assertion: true,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn state(r: Route) -> Arc<RouteState> {
+        Arc::new(RouteState { route: r, session: None, default_scope: true })
+    }
+
+    #[test]
+    fn longest_prefix_on_segments() {
+        let router = Router::new(
+            vec![
+                state(route("/", "http://a", None)),
+                state(route("/api", "http://b", None)),
+                state(route("/api/admin", "http://c", None)),
+            ],
+            vec!["/api/public".into()],
+        );
+        let name = |p: &str| router.route(p).map(|r| r.route.prefix.clone());
+        assert_eq!(name("/api/admin/x").as_deref(), Some("/api/admin"));
+        assert_eq!(name("/api/adminx").as_deref(), Some("/api"));
+        assert_eq!(name("/api").as_deref(), Some("/api"));
+        assert_eq!(name("/apix").as_deref(), Some("/"));
+        let api = &router.route("/api/public/x").unwrap().route;
+        assert_eq!(router.policy(api, "/api/public/x"), &Policy::Public);
+        assert_eq!(router.policy(api, "/api/publicx"), &Policy::SignedIn);
+    }
+
+    #[test]
+    fn rewriting_and_base_paths() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let r = route("/api", "http://127.0.0.1:9/v1/", Some("/"));
+        assert_eq!(
+            upstream_uri(&r, &uri("/api/users?x=1")).unwrap(),
+            "http://127.0.0.1:9/v1/users?x=1"
+        );
+        assert_eq!(upstream_uri(&r, &uri("/api")).unwrap(), "http://127.0.0.1:9/v1/");
+        let r = route("/api", "http://h", None);
+        assert_eq!(upstream_uri(&r, &uri("/api/users")).unwrap(), "http://h/api/users");
+        let r = route("/old", "http://h", Some("/new"));
+        assert_eq!(upstream_uri(&r, &uri("/old/a")).unwrap(), "http://h/new/a");
+    }
+
+    #[test]
+    fn paths_that_could_escape_a_prefix_are_refused() {
+        for bad in ["/public/../admin", "/public/%2e%2E/admin", "/a/./b", "/a%2Fb", "/..", "/a\\b"]
+        {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+        for good in ["/", "/a/b.c", "/a/..b", "/users/sign_in"] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+    }
+}

@@ -10,18 +10,21 @@ use time::OffsetDateTime;
 use crate::config::{CookieDomain, SessionConfig};
 
 /// Finds cookie `name` in `Cookie` header values, as Rack's `parse_cookies_header`: pairs split on `;` and the
-/// spaces after it, name and value form-decoded, the first occurrence of a name wins.
-pub(crate) fn find_cookie<'h>(
-    headers: impl IntoIterator<Item = &'h [u8]>,
-    name: &str,
-) -> Option<String> {
+/// spaces after it, names form-decoded, the first occurrence of a name wins. Returns the value as sent (still
+/// percent-encoded; decode it with [`rails_cookie::unescape`]).
+///
+/// ```
+/// let headers = [&b"a=1; _app%5Fsession=first"[..], b"_app_session=second"];
+/// assert_eq!(rails_session::find_cookie(headers, "_app_session"), Some("first"));
+/// ```
+pub fn find_cookie<'h>(headers: impl IntoIterator<Item = &'h [u8]>, name: &str) -> Option<&'h str> {
     for header in headers {
         let Ok(header) = std::str::from_utf8(header) else { continue };
         for pair in header.split(';') {
             let pair = pair.trim_start_matches(' ');
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if k == name || (k.contains(['%', '+']) && rails_cookie::unescape(k) == name) {
-                return Some(v.to_owned());
+                return Some(v);
             }
         }
     }
@@ -147,10 +150,10 @@ mod tests {
     #[test]
     fn first_occurrence_wins_and_names_are_decoded() {
         let h = [&b"a=1; _s=first%2B%3D;  _s=second"[..], b"_s=third"];
-        assert_eq!(find_cookie(h, "_s").as_deref(), Some("first%2B%3D"));
-        assert_eq!(find_cookie([&b"x=1;_s=v"[..]], "_s").as_deref(), Some("v"));
+        assert_eq!(find_cookie(h, "_s"), Some("first%2B%3D"));
+        assert_eq!(find_cookie([&b"x=1;_s=v"[..]], "_s"), Some("v"));
         assert_eq!(find_cookie([&b"x=1"[..]], "_s"), None);
-        assert_eq!(find_cookie([&b"%5Fs=v"[..]], "_s").as_deref(), Some("v"), "names are decoded");
+        assert_eq!(find_cookie([&b"%5Fs=v"[..]], "_s"), Some("v"), "names are decoded");
     }
 
     #[test]

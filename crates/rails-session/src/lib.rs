@@ -121,6 +121,7 @@ pub mod axum;
 pub use rails_cookie;
 
 pub use config::{CookieDomain, SameSite, SessionConfig};
+pub use cookies::find_cookie;
 pub use csrf::{CsrfConfig, CsrfLayer, CsrfService, CsrfToken, OriginCheck, StoredTokenFormat};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use guard::{RequireUserLayer, RequireUserService};

@@ -97,6 +97,7 @@ impl Session {
                     inner.cookie_headers.iter().map(http::HeaderValue::as_bytes),
                     &inner.config.key,
                 )
+                .map(str::to_owned)
             })
             .as_deref()
     }

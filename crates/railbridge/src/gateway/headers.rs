@@ -135,27 +135,17 @@ pub(crate) fn remove_cookie(headers: &mut HeaderMap, name: &str) {
     }
 }
 
-/// The raw (still escaped) value of cookie `name`, chosen exactly as `rails-session` (Rack) chooses it: pairs
-/// split on `;`, names compared as sent or form-decoded, the first occurrence wins.
+/// The raw (still percent-encoded) value of cookie `name`, chosen as Rack chooses it.
 pub(crate) fn session_cookie_raw<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            let pair = pair.trim_start_matches(' ');
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if k == name || (k.contains(['%', '+']) && rails_cookie::unescape(k) == name) {
-                return Some(v);
-            }
-        }
-    }
-    None
+    rails_session::find_cookie(
+        headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes),
+        name,
+    )
 }
 
 /// Whether the request carries cookie `name` at all.
 pub(crate) fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split(';').any(|p| p.trim_start().split_once('=').is_some_and(|(k, _)| k == name))
-    })
+    session_cookie_raw(headers, name).is_some()
 }
 
 /// A header value for an identity string: visible ASCII is kept, anything else is percent-encoded (so a

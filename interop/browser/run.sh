@@ -37,7 +37,7 @@ port_of() {
 cargo build --quiet -p rails-session --example api
 RAILS_PROFILE=6.1 PORT=0 ruby interop/app/app.rb >"$tmp/rails.log" 2>&1 &
 pids+=($!)
-PORT=0 "$root/target/debug/examples/api" >"$tmp/api.log" 2>&1 &
+PORT=0 "${CARGO_TARGET_DIR:-$root/target}/debug/examples/api" >"$tmp/api.log" 2>&1 &
 pids+=($!)
 rails_port=$(port_of "$tmp/rails.log")
 api_port=$(port_of "$tmp/api.log")

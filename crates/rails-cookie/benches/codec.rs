@@ -218,7 +218,10 @@ fn main() {
 /// therefore summarised by its fastest sample (per-iteration time of the quickest of criterion's ~100 samples),
 /// the best estimate of the code's own cost; the median is printed beside it.
 fn report() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("criterion");
     let read = |id: &str, file: &str| -> Option<serde_json::Value> {
         serde_json::from_str(&std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?)
             .ok()

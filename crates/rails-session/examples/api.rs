@@ -146,7 +146,7 @@ pub fn origin_in_domain(origin: &str, domain: &str) -> bool {
 }
 
 async fn me_from_session(user: CurrentUser<Identity>) -> Json<Json_> {
-    Json(json!({ "id": user.id, "scope": user.scope }))
+    Json(json!({ "id": user.id, "scope": user.scope() }))
 }
 
 async fn me_from_user_api(user: CurrentUser<ApiUser>) -> Json<Json_> {

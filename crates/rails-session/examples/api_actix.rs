@@ -152,7 +152,7 @@ pub fn origin_in_domain(origin: &str, domain: &str) -> bool {
 }
 
 async fn me_from_session(user: CurrentUser<Identity>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "id": user.id, "scope": user.scope }))
+    HttpResponse::Ok().json(json!({ "id": user.id, "scope": user.scope() }))
 }
 
 async fn me_from_user_api(user: CurrentUser<ApiUser>) -> HttpResponse {

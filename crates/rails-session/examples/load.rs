@@ -1,6 +1,7 @@
 //! A bounded loopback load test of the session layer: requests/s of an axum hello-world without the layer, with
 //! the layer (the handler does not touch the session), and with the layer decoding a realistic Devise cookie on
-//! every request (`CurrentUser<Identity>`), in the same run, printed with their ratios.
+//! every request (`CurrentUser<Identity>`), in the same run, printed with their ratios (the median of the
+//! ratios within each round; also of the best rounds and of the medians).
 //!
 //! ```sh
 //! cargo run --release -p rails-session --example load -- [SECONDS_PER_ROUND] [ROUNDS] [CONNECTIONS]
@@ -55,13 +56,32 @@ async fn serve(app: Router) -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Runs `connections` keep-alive HTTP/1.1 clients against `addr` for `duration`; returns requests/s.
+/// CPU time this process has run so far (all threads, from the scheduler's own accounting on Linux), in ns.
+/// Time stolen by a hypervisor or spent by other processes is not in it, which makes CPU per request a steadier
+/// figure than requests/s on a shared machine.
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// One round's result.
+struct Round {
+    rps: f64,
+    /// CPU time per request (server and client, both in this process), if the platform tells.
+    cpu_per_request_ns: Option<f64>,
+}
+
+/// Runs `connections` keep-alive HTTP/1.1 clients against `addr` for `duration`.
 async fn round(
     addr: SocketAddr,
     cookie: &str,
     connections: usize,
     duration: Duration,
-) -> Result<f64, String> {
+) -> Result<Round, String> {
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -92,15 +112,21 @@ async fn round(
             Ok::<(), String>(())
         }));
     }
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_ns());
+    let counted_start = count.load(Ordering::Relaxed);
     tokio::time::sleep(duration).await;
+    let counted = count.load(Ordering::Relaxed) - counted_start;
+    let cpu = cpu_start.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a));
     done.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
     #[allow(clippy::cast_precision_loss)]
-    Ok(count.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
+    Ok(Round {
+        rps: counted as f64 / elapsed.as_secs_f64(),
+        cpu_per_request_ns: cpu.filter(|_| counted > 0).map(|ns| ns as f64 / counted as f64),
+    })
 }
 
 /// Time per operation of the decode path alone, without HTTP: the codec, and the cookie store with its cache.
@@ -124,6 +150,16 @@ fn micro(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::error:
     let cached = start.elapsed() / N;
     println!("per cookie: codec decode {decode:?}; cookie store, cached {cached:?}");
     Ok(())
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 #[tokio::main]
@@ -173,29 +209,59 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("layer, session read", reading),
         ("layer, decoding the cookie", decoding),
     ];
-    let mut totals = [0.0f64; 4];
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    let mut cpu: [Vec<f64>; 4] = Default::default();
     // Warm-up.
     for (_, addr) in &variants {
         round(*addr, &cookie, connections, Duration::from_millis(500)).await?;
     }
     for r in 1..=rounds {
         for (i, (name, addr)) in variants.iter().enumerate() {
-            let rps = round(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
-            println!("round {r}: {name:<28} {rps:>10.0} req/s");
-            totals[i] += rps;
+            let result = round(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
+            let per_request = result
+                .cpu_per_request_ns
+                .map(|ns| format!(", {ns:>6.0} ns CPU/request"))
+                .unwrap_or_default();
+            println!("round {r}: {name:<28} {:>10.0} req/s{per_request}", result.rps);
+            samples[i].push(result.rps);
+            cpu[i].extend(result.cpu_per_request_ns);
         }
     }
-    #[allow(clippy::cast_precision_loss)]
-    let mean = totals.map(|t| t / rounds as f64);
+    // A shared machine's load drifts over seconds. The variants of one round run back to back, so the ratio within
+    // a round cancels most of the drift: its median over the rounds is the headline. The best rounds (noise only
+    // ever slows a round down) and the medians of each variant are printed beside it.
+    let best = samples.clone().map(|s| s.into_iter().fold(0.0, f64::max));
+    let paired = [1, 2, 3]
+        .map(|i| median_of(samples[i].iter().zip(&samples[0]).map(|(v, base)| v / base).collect()));
+    let median = samples.clone().map(median_of);
     println!(
-        "mean: without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0} req/s",
-        mean[0], mean[1], mean[2], mean[3]
+        "best round: without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0} req/s",
+        best[0], best[1], best[2], best[3]
     );
-    println!("ratio (layer, session untouched / without): {:.3}", mean[1] / mean[0]);
-    println!("ratio (layer, session read / without): {:.3}", mean[2] / mean[0]);
     println!(
-        "ratio (layer decoding a Devise cookie into CurrentUser / without): {:.3}",
-        mean[3] / mean[0]
+        "median:     without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0} req/s",
+        median[0], median[1], median[2], median[3]
     );
+    if cpu.iter().all(|c| c.len() == samples[0].len()) {
+        let cpu_paired = [1, 2, 3]
+            .map(|i| median_of(cpu[0].iter().zip(&cpu[i]).map(|(base, v)| base / v).collect()));
+        println!(
+            "CPU efficiency (requests per CPU-second, relative to without; median of per-round ratios): \
+             untouched {:.3}, read {:.3}, decoding {:.3}",
+            cpu_paired[0], cpu_paired[1], cpu_paired[2]
+        );
+    }
+    for (i, what) in [
+        (1, "layer, session untouched"),
+        (2, "layer, session read"),
+        (3, "layer decoding a Devise cookie into CurrentUser"),
+    ] {
+        println!(
+            "ratio ({what} / without): {:.3} (median of per-round ratios; best rounds {:.3}, medians {:.3})",
+            paired[i - 1],
+            best[i] / best[0],
+            median[i] / median[0]
+        );
+    }
     Ok(())
 }

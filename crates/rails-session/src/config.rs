@@ -10,7 +10,7 @@ use rails_cookie::{CookieCodec, Profile, RailsVersion, SecretKeyBase, Serializer
 use crate::csrf::CsrfConfig;
 use crate::error::ConfigError;
 use crate::identity::IdentityConfig;
-use crate::store::{CookieStore, DynStore, SessionStore};
+use crate::store::{CookieStore, SessionStore, Store};
 use crate::user::{LoadUser, OnLoaderError, Resolvers};
 
 /// The `SameSite` attribute of the session cookie (`same_site:`).
@@ -54,6 +54,12 @@ pub enum CookieDomain {
 }
 
 impl CookieDomain {
+    /// Whether the `domain` attribute depends on the request host (`:all` and lists), so the layers only look
+    /// the `Host` header up when it matters.
+    pub(crate) fn needs_host(&self) -> bool {
+        matches!(self, CookieDomain::List(_) | CookieDomain::All { .. })
+    }
+
     /// Parses the `DOMAIN` environment variable the way the interop app does: `all` → [`CookieDomain::All`], a
     /// comma-separated list → [`CookieDomain::List`], anything else verbatim.
     ///
@@ -94,7 +100,7 @@ impl CookieDomain {
 #[must_use]
 pub struct SessionConfig {
     pub(crate) codec: Arc<CookieCodec>,
-    pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) store: Store,
     pub(crate) key: String,
     pub(crate) domain: CookieDomain,
     pub(crate) path: String,
@@ -128,7 +134,7 @@ impl SessionConfig {
         }
         let version = profile.version();
         let codec = Arc::new(CookieCodec::new(profile, secret_key_base)?);
-        let store: Arc<dyn DynStore> = Arc::new(CookieStore::new(codec.clone(), key.clone()));
+        let store = Store::Cookie(Arc::new(CookieStore::new(codec.clone(), key.clone())));
         Ok(SessionConfig {
             codec,
             store,
@@ -305,14 +311,14 @@ impl SessionConfig {
     pub fn decode_cache(mut self, capacity: usize, ttl: Duration) -> Self {
         let store =
             CookieStore::new(self.codec.clone(), self.key.clone()).with_decode_cache(capacity, ttl);
-        self.store = Arc::new(store);
+        self.store = Store::Cookie(Arc::new(store));
         self
     }
 
     /// Replaces the cookie store by another [`SessionStore`] (a server-side store, say). The cookie then carries
     /// whatever that store returns from `save`.
     pub fn store(mut self, store: impl SessionStore) -> Self {
-        self.store = Arc::new(store);
+        self.store = Store::Other(Arc::new(store));
         self
     }
 

@@ -18,17 +18,50 @@ use crate::config::{CookieDomain, SessionConfig};
 /// assert_eq!(rails_session::find_cookie(headers, "_app_session"), Some("first"));
 /// ```
 pub fn find_cookie<'h>(headers: impl IntoIterator<Item = &'h [u8]>, name: &str) -> Option<&'h str> {
+    let (header, range) = locate_cookie(headers, name)?;
+    std::str::from_utf8(&header[range]).ok()
+}
+
+/// [`find_cookie`] without the UTF-8 check: the header the cookie is in, and where its value is. The session layer
+/// keeps only this and looks the bytes up in its decode cache as they are (a Rails cookie is ASCII; a value that
+/// is not UTF-8 simply never matches).
+pub(crate) fn locate_cookie<'h>(
+    headers: impl IntoIterator<Item = &'h [u8]>,
+    name: &str,
+) -> Option<(&'h [u8], std::ops::Range<usize>)> {
     for header in headers {
-        let Ok(header) = std::str::from_utf8(header) else { continue };
-        for pair in header.split(';') {
-            let pair = pair.trim_start_matches(' ');
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if k == name || (k.contains(['%', '+']) && rails_cookie::unescape(k) == name) {
-                return Some(v);
+        // Pairs are found with SIMD `memchr`: the session cookie makes this header ~1 KiB and it is scanned on
+        // every request that touches the session.
+        let mut start = 0;
+        while start < header.len() {
+            let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
+            let mut from = start;
+            while header.get(from) == Some(&b' ') && from < end {
+                from += 1;
             }
+            let pair = &header[from..end];
+            let (k, v) = match memchr::memchr(b'=', pair) {
+                Some(eq) => (&pair[..eq], from + eq + 1..end),
+                None => (pair, end..end),
+            };
+            if name_matches(k, name) {
+                return Some((header, v));
+            }
+            start = end + 1;
         }
     }
     None
+}
+
+/// A cookie name as sent equals `name` once form-decoded.
+fn name_matches(sent: &[u8], name: &str) -> bool {
+    if sent == name.as_bytes() {
+        return true;
+    }
+    if memchr::memchr2(b'%', b'+', sent).is_none() {
+        return false;
+    }
+    std::str::from_utf8(sent).is_ok_and(|k| rails_cookie::unescape(k) == name)
 }
 
 /// The `Set-Cookie` value for the session: `NAME=VALUE; domain=D; path=P; expires=DATE; secure; HttpOnly;
@@ -154,6 +187,19 @@ mod tests {
         assert_eq!(find_cookie([&b"x=1;_s=v"[..]], "_s"), Some("v"));
         assert_eq!(find_cookie([&b"x=1"[..]], "_s"), None);
         assert_eq!(find_cookie([&b"%5Fs=v"[..]], "_s"), Some("v"), "names are decoded");
+        assert_eq!(find_cookie([&b"_s"[..]], "_s"), Some(""), "a name alone is an empty value");
+        assert_eq!(find_cookie([&b";;  _s=v;"[..]], "_s"), Some("v"));
+        assert_eq!(
+            find_cookie([&b"_s=\xff; _s=ok"[..]], "_s"),
+            None,
+            "the first, and it is not UTF-8"
+        );
+        assert_eq!(
+            find_cookie([&b"\xff=1; _s=v"[..]], "_s"),
+            Some("v"),
+            "other pairs need not be UTF-8"
+        );
+        assert_eq!(find_cookie([&b"_sx=1; x_s=2"[..], b""], "_s"), None);
     }
 
     #[test]

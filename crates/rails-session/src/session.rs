@@ -3,6 +3,7 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -14,6 +15,25 @@ use time::OffsetDateTime;
 use crate::config::SessionConfig;
 use crate::cookies;
 use crate::error::{SessionError, StoreError};
+
+/// A request's `Cookie` header values. There is almost always exactly one, kept without allocating a `Vec`.
+#[derive(Default)]
+pub(crate) struct CookieHeaders {
+    first: Option<http::HeaderValue>,
+    rest: Vec<http::HeaderValue>,
+}
+
+impl CookieHeaders {
+    pub(crate) fn new(values: impl IntoIterator<Item = http::HeaderValue>) -> Self {
+        let mut values = values.into_iter();
+        // `collect` of an empty remainder does not allocate.
+        CookieHeaders { first: values.next(), rest: values.collect() }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &http::HeaderValue> {
+        self.first.iter().chain(&self.rest)
+    }
+}
 
 /// The session of one request: a cheap handle (clone it freely) shared by the layer and the extractors.
 ///
@@ -36,9 +56,10 @@ pub struct Session {
 struct Inner {
     config: Arc<SessionConfig>,
     /// The request's `Cookie` headers, searched only when the session is first used.
-    cookie_headers: Vec<http::HeaderValue>,
-    /// The incoming cookie value as sent, percent-encoded (found lazily in `cookie_headers`).
-    cookie: OnceLock<Option<String>>,
+    cookie_headers: CookieHeaders,
+    /// Where the session cookie's value (as sent, percent-encoded) is in `cookie_headers`: which header, which
+    /// bytes. Found lazily; kept as a position so that a cached session costs no copy and no UTF-8 check.
+    cookie: OnceLock<Option<(usize, Range<usize>)>>,
     /// The request host, for `domain: :all` and domain lists.
     host: Option<http::HeaderValue>,
     state: Mutex<State>,
@@ -64,15 +85,17 @@ impl Session {
     #[must_use]
     pub fn new(config: Arc<SessionConfig>, cookie: Option<String>, host: Option<String>) -> Self {
         let host = host.and_then(|h| http::HeaderValue::try_from(h).ok());
-        let session = Session::from_headers(config, Vec::new(), host);
-        let _ = session.inner.cookie.set(cookie.map(|c| rails_cookie::escape(&c)));
-        session
+        // The cookie as a browser would send it (an escaped value is ASCII; the name was validated).
+        let header = cookie.and_then(|c| {
+            http::HeaderValue::try_from(format!("{}={}", config.key, rails_cookie::escape(&c))).ok()
+        });
+        Session::from_headers(config, CookieHeaders::new(header), host)
     }
 
     /// A session whose cookie is looked up in `cookie_headers` only when it is first needed.
     pub(crate) fn from_headers(
         config: Arc<SessionConfig>,
-        cookie_headers: Vec<http::HeaderValue>,
+        cookie_headers: CookieHeaders,
         host: Option<http::HeaderValue>,
     ) -> Self {
         Session {
@@ -88,18 +111,19 @@ impl Session {
     }
 
     /// The session cookie's value as sent (percent-encoded).
-    fn cookie(&self) -> Option<&str> {
+    fn cookie(&self) -> Option<&[u8]> {
         let inner = &self.inner;
-        inner
+        let (index, range) = inner
             .cookie
             .get_or_init(|| {
-                cookies::find_cookie(
-                    inner.cookie_headers.iter().map(http::HeaderValue::as_bytes),
-                    &inner.config.key,
-                )
-                .map(str::to_owned)
+                inner.cookie_headers.iter().enumerate().find_map(|(i, header)| {
+                    let (_, range) =
+                        cookies::locate_cookie([header.as_bytes()], &inner.config.key)?;
+                    Some((i, range))
+                })
             })
-            .as_deref()
+            .as_ref()?;
+        inner.cookie_headers.iter().nth(*index)?.as_bytes().get(range.clone())
     }
 
     /// The configuration this session was made with.
@@ -117,7 +141,7 @@ impl Session {
         if self.state().data.is_none() {
             let loaded = match self.cookie() {
                 None => None,
-                Some(value) => match self.inner.config.store.load_dyn(value).await {
+                Some(value) => match self.inner.config.store.load_escaped(value).await {
                     Ok(loaded) => loaded,
                     Err(e) => {
                         tracing::warn!(cookie = %self.inner.config.key, error = %e, "ignoring the session cookie");
@@ -280,7 +304,7 @@ impl Session {
             data.clone()
         };
         let expires = expire_after.map(|d| OffsetDateTime::now_utc() + duration(d));
-        let value = config.store.save_dyn(&data, expires).await?;
+        let value = config.store.save(&data, expires).await?;
         let host = self.inner.host.as_ref().and_then(|h| h.to_str().ok());
         Ok(Some(cookies::set_cookie(config, host, &value, expires)))
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher as _, RandomState};
+use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -110,6 +110,48 @@ impl<S: SessionStore> DynStore for S {
     }
 }
 
+/// How many trailing bytes of a cookie value pick its cache bucket.
+const BUCKET_BYTES: usize = 24;
+
+/// A cookie value that is not UTF-8 cannot be a Rails cookie.
+fn utf8(cookie_value: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(cookie_value).map_err(|_| {
+        StoreError::Rejected(rails_cookie::Error::Malformed("the cookie value is not UTF-8"))
+    })
+}
+
+/// The configured store. The cookie store's work is synchronous, so it is called directly (no boxed future on the
+/// hot path); any other store goes through the object-safe [`DynStore`].
+#[derive(Clone)]
+pub(crate) enum Store {
+    Cookie(Arc<CookieStore>),
+    Other(Arc<dyn DynStore>),
+}
+
+impl Store {
+    /// Loads from the percent-encoded value, as the bytes of the `Cookie` header.
+    pub(crate) async fn load_escaped(
+        &self,
+        cookie_value: &[u8],
+    ) -> Result<Option<LoadedSession>, StoreError> {
+        match self {
+            Store::Cookie(store) => store.load_escaped_bytes(cookie_value).map(Some),
+            Store::Other(store) => store.load_dyn(utf8(cookie_value)?).await,
+        }
+    }
+
+    pub(crate) async fn save(
+        &self,
+        session: &Hash,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<String, StoreError> {
+        match self {
+            Store::Cookie(store) => store.save_now(session, expires),
+            Store::Other(store) => store.save_dyn(session, expires).await,
+        }
+    }
+}
+
 /// `ActionDispatch::Session::CookieStore`: the whole session, encrypted (or signed) in the cookie, through a
 /// [`CookieCodec`].
 ///
@@ -152,13 +194,23 @@ impl CookieStore {
         &self,
         escaped_cookie_value: &str,
     ) -> Result<LoadedSession, StoreError> {
-        let now = OffsetDateTime::now_utc();
+        self.load_escaped_bytes(escaped_cookie_value.as_bytes())
+    }
+
+    /// [`CookieStore::load_escaped_now`] for the value's bytes: a cache hit is found without checking them.
+    pub(crate) fn load_escaped_bytes(
+        &self,
+        escaped_cookie_value: &[u8],
+    ) -> Result<LoadedSession, StoreError> {
         let Some(cache) = &self.cache else {
-            return self.decode_at(&rails_cookie::unescape(escaped_cookie_value), now);
+            let now = OffsetDateTime::now_utc();
+            return self.decode_at(&rails_cookie::unescape(utf8(escaped_cookie_value)?), now);
         };
         if let Some(hit) = cache.get(escaped_cookie_value) {
             return Ok(hit);
         }
+        let escaped_cookie_value = utf8(escaped_cookie_value)?;
+        let now = OffsetDateTime::now_utc();
         let value = rails_cookie::unescape(escaped_cookie_value);
         // Valid at now + ttl means valid until then (expiry is a single deadline), so it may be cached that long.
         let until = now + time::Duration::try_from(cache.ttl).unwrap_or(time::Duration::ZERO);
@@ -218,19 +270,21 @@ impl CookieStore {
 /// Decoded sessions by exact cookie value. Bounded: when full, expired entries go, and if that frees too little,
 /// everything goes (amortised O(1); no entry outlives its `ttl`).
 ///
-/// Entries are bucketed by a hash of the value's last 48 bytes only — the GCM tag or HMAC, which nobody can choose
-/// for a cookie that decodes, so buckets stay small — and matched by the whole value.
+/// Entries are bucketed by a hash of the value's last [`BUCKET_BYTES`] bytes only — the end of the GCM tag or HMAC
+/// (at least 18 random base64 or hex characters even when percent-encoded), which nobody can choose for a cookie
+/// that decodes, so buckets stay small — and matched by the whole value.
 struct DecodeCache {
     /// Read-mostly: lookups share the lock, only misses take it exclusively.
-    entries: RwLock<HashMap<u64, Vec<Entry>>>,
-    hasher: RandomState,
+    entries: RwLock<HashMap<u64, Vec<Entry>, BuildHasherDefault<BucketHasher>>>,
+    /// Per-process, so bucket numbers cannot be predicted from outside.
+    seed: u64,
     len: AtomicUsize,
     capacity: usize,
     ttl: Duration,
 }
 
 struct Entry {
-    cookie_value: String,
+    cookie_value: Box<str>,
     until: Instant,
     loaded: LoadedSession,
 }
@@ -238,28 +292,36 @@ struct Entry {
 impl DecodeCache {
     fn new(capacity: usize, ttl: Duration) -> Self {
         DecodeCache {
-            entries: RwLock::new(HashMap::new()),
-            hasher: RandomState::new(),
+            entries: RwLock::new(HashMap::default()),
+            seed: RandomState::new().hash_one(0x5eed_u64),
             len: AtomicUsize::new(0),
             capacity,
             ttl,
         }
     }
 
-    fn bucket(&self, cookie_value: &str) -> u64 {
-        let b = cookie_value.as_bytes();
-        self.hasher.hash_one(&b[b.len().saturating_sub(48)..])
+    /// A multiply-rotate fold of the value's tail, seeded. No SipHash needed: entries exist only for cookies that
+    /// decoded, whose tails (tag or HMAC) nobody can choose, and a crafted lookup costs at most one bucket's
+    /// comparisons.
+    fn bucket(&self, cookie_value: &[u8]) -> u64 {
+        let tail = &cookie_value[cookie_value.len().saturating_sub(BUCKET_BYTES)..];
+        tail.chunks(8).fold(self.seed, |h, chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            (h ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+        })
     }
 
-    fn get(&self, cookie_value: &str) -> Option<LoadedSession> {
+    fn get(&self, cookie_value: &[u8]) -> Option<LoadedSession> {
         let bucket = self.bucket(cookie_value);
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = entries.get(&bucket)?.iter().find(|e| e.cookie_value == cookie_value)?;
+        let entry =
+            entries.get(&bucket)?.iter().find(|e| e.cookie_value.as_bytes() == cookie_value)?;
         (Instant::now() < entry.until).then(|| entry.loaded.clone())
     }
 
     fn insert(&self, cookie_value: &str, loaded: &LoadedSession) {
-        let bucket = self.bucket(cookie_value);
+        let bucket = self.bucket(cookie_value.as_bytes());
         let now = Instant::now();
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.len.load(Ordering::Relaxed) >= self.capacity {
@@ -275,15 +337,37 @@ impl DecodeCache {
         }
         let list = entries.entry(bucket).or_default();
         let before = list.len();
-        list.retain(|e| e.cookie_value != cookie_value);
+        list.retain(|e| &*e.cookie_value != cookie_value);
         let replaced = before - list.len();
         list.push(Entry {
-            cookie_value: cookie_value.to_owned(),
+            cookie_value: Box::from(cookie_value),
             until: now + self.ttl,
             loaded: loaded.clone(),
         });
         // Only changed under the write lock.
         self.len.store(self.len.load(Ordering::Relaxed) + 1 - replaced, Ordering::Relaxed);
+    }
+}
+
+/// The map's own hasher passes the bucket number through: it already is a seeded hash, hashing it again would be
+/// wasted work on every lookup.
+#[derive(Default)]
+struct BucketHasher(u64);
+
+impl Hasher for BucketHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; fold anything else in rather than lose it.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -354,6 +438,26 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_matches_whole_values_only() {
+        let s = store();
+        let mut h = Hash::new();
+        h.insert("session_id", "0".repeat(32).into());
+        let v = rails_cookie::escape(&s.save_now(&h, None).unwrap());
+        assert!(s.load_escaped_now(&v).is_ok());
+        // Same tail (same bucket), different head: compared in full, then decoded, and rejected.
+        let forged = format!("A{}", &v[1..]);
+        assert_ne!(forged, v);
+        assert!(matches!(s.load_escaped_now(&forged), Err(StoreError::Rejected(_))));
+        let mut bytes = v.clone().into_bytes();
+        bytes[0] = 0xff;
+        assert!(matches!(
+            s.load_escaped_bytes(&bytes),
+            Err(StoreError::Rejected(rails_cookie::Error::Malformed(_)))
+        ));
+        assert!(s.load_escaped_bytes(v.as_bytes()).is_ok(), "still cached");
+    }
+
+    #[test]
     fn overflow_is_its_own_error() {
         let s = store();
         let mut h = Hash::new();
@@ -370,11 +474,11 @@ mod tests {
         let soon =
             s.save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::seconds(2))).unwrap();
         assert!(s.load_now(&soon).is_ok());
-        assert!(s.cache.as_ref().unwrap().get(&rails_cookie::escape(&soon)).is_none());
+        assert!(s.cache.as_ref().unwrap().get(rails_cookie::escape(&soon).as_bytes()).is_none());
         let later =
             s.save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::hours(1))).unwrap();
         assert!(s.load_now(&later).is_ok());
-        assert!(s.cache.as_ref().unwrap().get(&rails_cookie::escape(&later)).is_some());
+        assert!(s.cache.as_ref().unwrap().get(rails_cookie::escape(&later).as_bytes()).is_some());
         let gone =
             s.save_now(&h, Some(OffsetDateTime::now_utc() - time::Duration::seconds(1))).unwrap();
         assert!(matches!(

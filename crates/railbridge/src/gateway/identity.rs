@@ -129,7 +129,7 @@ impl IdentityHeaders<'_> {
         let mut out = Vec::with_capacity(4 + self.fields.len());
         let id = who.identity.id.to_string();
         out.push((X_RAILBRIDGE_USER, identity_value(&id)));
-        if let Some(scope) = &who.identity.scope {
+        if let Some(scope) = who.identity.scope() {
             out.push((X_RAILBRIDGE_SCOPE, identity_value(scope)));
         }
         out.push((X_RAILBRIDGE_SESSION, identity_value(&who.session_hash)));
@@ -153,7 +153,7 @@ impl IdentityHeaders<'_> {
                 audience: self.audience,
                 user: &id,
                 session: &who.session_hash,
-                scope: who.identity.scope.as_deref(),
+                scope: who.identity.scope(),
                 extra: &claims,
             };
             match issuer.assertion(&subject) {

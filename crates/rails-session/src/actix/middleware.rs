@@ -13,7 +13,7 @@ use super::extract::answer_response;
 use crate::config::SessionConfig;
 use crate::csrf;
 use crate::response::Answer;
-use crate::session::Session;
+use crate::session::{CookieHeaders, Session};
 
 /// The session middleware: a lazy [`Session`] in every request's extensions, committed with `Set-Cookie` when it
 /// changed. Wrap it outermost (after [`RequireUser`] and [`VerifyCsrf`] in `App::wrap` order).
@@ -67,12 +67,14 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let headers = req.headers();
         // actix-web 4 is on `http` 0.2: carry the raw bytes over; the cookie is searched for only when used.
-        let cookies = headers
-            .get_all(header::COOKIE)
-            .filter_map(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
-            .collect();
+        let cookies = CookieHeaders::new(
+            headers
+                .get_all(header::COOKIE)
+                .filter_map(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok()),
+        );
         let host = headers
             .get(header::HOST)
+            .filter(|_| self.config.domain.needs_host())
             .and_then(|h| http::HeaderValue::from_bytes(h.as_bytes()).ok());
         let session = Session::from_headers(self.config.clone(), cookies, host);
         req.extensions_mut().insert(session.clone());

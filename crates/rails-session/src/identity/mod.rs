@@ -81,8 +81,8 @@ pub enum IdentitySource {
 #[must_use]
 pub struct IdentityConfig {
     pub(crate) source: IdentitySource,
-    /// `warden.user.<scope>.key` and `warden.user.<scope>.session`, built once.
-    names: Option<(String, String)>,
+    /// The Warden scope's names, built once rather than per request.
+    names: Option<WardenNames>,
     pub(crate) timeout_in: Option<Duration>,
     pub(crate) touch: bool,
 }
@@ -91,7 +91,10 @@ impl IdentityConfig {
     /// Devise/Warden scope `scope`.
     pub fn warden(scope: impl Into<String>) -> Self {
         let scope = scope.into();
-        let names = Some((warden::key_name(&scope), warden::session_name(&scope)));
+        let names = Some(WardenNames {
+            key: warden::key_name(&scope),
+            session: warden::session_name(&scope),
+        });
         IdentityConfig {
             source: IdentitySource::Warden { scope },
             names,
@@ -136,28 +139,87 @@ impl IdentityConfig {
     }
 }
 
-/// The signed-in user as the session records it: id, Devise scope and the authenticatable salt.
+/// `warden.user.<scope>.key` and `warden.user.<scope>.session` of one scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct WardenNames {
+    key: String,
+    session: String,
+}
+
+/// The signed-in user as the session records it: id, Devise scope and the authenticatable salt. Cheap to clone
+/// (the strings are shared).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Identity {
     /// The user id.
     pub id: UserId,
-    /// The Devise scope, for Warden sources.
-    pub scope: Option<String>,
-    salt: Option<String>,
+    scope: Option<SmallStr>,
+    salt: Option<SmallStr>,
 }
+
+/// A short string kept inline: an identity is built on every authenticated request, and its scope (`user`) and
+/// Devise salt (29 bytes) fit. Neither a heap allocation nor a reference count shared between threads (whose
+/// cache line would bounce between cores on every request). Longer strings go to the heap.
+#[derive(Clone)]
+enum SmallStr {
+    Inline { len: u8, bytes: [u8; SMALL_STR_INLINE] },
+    Heap(Box<str>),
+}
+
+const SMALL_STR_INLINE: usize = 32;
+
+impl SmallStr {
+    fn new(s: &str) -> SmallStr {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= SMALL_STR_INLINE => {
+                let mut bytes = [0; SMALL_STR_INLINE];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                SmallStr::Inline { len, bytes }
+            }
+            _ => SmallStr::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always valid UTF-8.
+            SmallStr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            SmallStr::Heap(s) => s,
+        }
+    }
+}
+
+impl PartialEq for SmallStr {
+    fn eq(&self, other: &SmallStr) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SmallStr {}
 
 impl Identity {
     /// An identity (for tests and custom loaders).
     #[must_use]
     pub fn new(id: UserId, scope: Option<String>, authenticatable_salt: Option<String>) -> Self {
-        Identity { id, scope, salt: authenticatable_salt }
+        Identity {
+            id,
+            scope: scope.as_deref().map(SmallStr::new),
+            salt: authenticatable_salt.as_deref().map(SmallStr::new),
+        }
+    }
+
+    /// The Devise scope, for Warden sources.
+    #[must_use]
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_ref().map(SmallStr::as_str)
     }
 
     /// The `authenticatable_salt` Warden stored (the first 29 characters of the bcrypt hash at sign-in).
     #[must_use]
     pub fn authenticatable_salt(&self) -> Option<&str> {
-        self.salt.as_deref()
+        self.salt.as_ref().map(SmallStr::as_str)
     }
 
     /// Whether the identity came from Warden (and so carries a salt to check).
@@ -171,7 +233,7 @@ impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
             .field("id", &self.id)
-            .field("scope", &self.scope)
+            .field("scope", &self.scope())
             .field("authenticatable_salt", &self.salt.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -182,7 +244,7 @@ impl Serialize for Identity {
         use serde::ser::SerializeStruct as _;
         let mut s = serializer.serialize_struct("Identity", 2)?;
         s.serialize_field("id", &self.id)?;
-        s.serialize_field("scope", &self.scope)?;
+        s.serialize_field("scope", &self.scope())?;
         s.end()
     }
 }
@@ -190,29 +252,33 @@ impl Serialize for Identity {
 /// Reads the identity from the session, applying the Devise timeout.
 pub(crate) async fn identity(session: &Session) -> Option<Identity> {
     let config = &session.config().identity;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
     session.with_data(|data| identity_in(data, config, now)).await
 }
 
-fn identity_in(data: &Hash, config: &IdentityConfig, now: i64) -> Option<Identity> {
+/// The clock, read only when a timeout needs it.
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn identity_in(data: &Hash, config: &IdentityConfig, now: fn() -> i64) -> Option<Identity> {
     match &config.source {
         IdentitySource::Warden { scope } => {
-            let (key_name, session_name) = config.names.as_ref()?;
-            let raw = data.get(key_name)?;
+            let names = config.names.as_ref()?;
+            let raw = data.get(&names.key)?;
             let Some((id, salt)) = warden::parse_key(raw) else {
                 tracing::warn!(scope = %scope, "unreadable warden.user.{scope}.key in the session; treating as signed out");
                 return None;
             };
             if let Some(timeout) = config.timeout_in {
-                let last = data.get(session_name).and_then(warden::last_request_at);
+                let last = data.get(&names.session).and_then(warden::last_request_at);
                 let timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
                 // Devise: timedout if last_request_at <= timeout_in.ago.
-                if last.is_some_and(|last| last <= now.saturating_sub(timeout)) {
+                if last.is_some_and(|last| last <= now().saturating_sub(timeout)) {
                     tracing::debug!(scope = %scope, "Devise session timed out");
                     return None;
                 }
             }
-            Some(Identity { id, scope: Some(scope.clone()), salt })
+            Some(Identity { id, scope: Some(SmallStr::new(scope)), salt: salt.map(SmallStr::new) })
         }
         IdentitySource::SessionPath(path) => {
             let (last, parents) = path.split_last()?;
@@ -229,12 +295,16 @@ fn identity_in(data: &Hash, config: &IdentityConfig, now: i64) -> Option<Identit
 /// Devise `:timeoutable`'s `record.timeout_in` hook: record this request in `last_request_at`.
 pub(crate) async fn touch(session: &Session, identity: &Identity) {
     let config = &session.config().identity;
-    let (Some(_), true, Some(scope)) = (config.timeout_in, config.touch, identity.scope.as_deref())
-    else {
+    let (Some(_), true, Some(scope)) = (config.timeout_in, config.touch, identity.scope()) else {
         return;
     };
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let name = warden::session_name(scope);
+    let now = now();
+    let name = match (&config.names, &config.source) {
+        (Some(names), IdentitySource::Warden { scope: own }) if own == scope => {
+            names.session.clone()
+        }
+        _ => warden::session_name(scope),
+    };
     session
         .update(|data| {
             let mut scoped = data.get(&name).and_then(Value::as_hash).cloned().unwrap_or_default();
@@ -266,20 +336,26 @@ mod tests {
         h
     }
 
+    fn at_1000() -> i64 {
+        1000
+    }
+
     #[test]
     fn warden_scope_and_timeout() {
         let cfg = IdentityConfig::warden("admin");
-        let id = identity_in(&warden_session(None), &cfg, 1000).unwrap();
-        assert_eq!((id.id.clone(), id.scope.as_deref()), (UserId::Integer(5), Some("admin")));
-        assert!(identity_in(&warden_session(None), &IdentityConfig::warden("user"), 1000).is_none());
-        let cfg = cfg.timeout_in(Duration::from_secs(100));
-        assert!(identity_in(&warden_session(Some(950)), &cfg, 1000).is_some());
+        let id = identity_in(&warden_session(None), &cfg, at_1000).unwrap();
+        assert_eq!((id.id.clone(), id.scope()), (UserId::Integer(5), Some("admin")));
         assert!(
-            identity_in(&warden_session(Some(900)), &cfg, 1000).is_none(),
+            identity_in(&warden_session(None), &IdentityConfig::warden("user"), at_1000).is_none()
+        );
+        let cfg = cfg.timeout_in(Duration::from_secs(100));
+        assert!(identity_in(&warden_session(Some(950)), &cfg, at_1000).is_some());
+        assert!(
+            identity_in(&warden_session(Some(900)), &cfg, at_1000).is_none(),
             "last <= now - timeout"
         );
         assert!(
-            identity_in(&warden_session(None), &cfg, 1000).is_some(),
+            identity_in(&warden_session(None), &cfg, at_1000).is_some(),
             "no timestamp, no timeout"
         );
     }
@@ -292,11 +368,23 @@ mod tests {
         h.insert("auth", Value::Hash(inner));
         h.insert("user_id", 9.into());
         assert_eq!(
-            identity_in(&h, &IdentityConfig::session_path(["user_id"]), 0).unwrap().id,
+            identity_in(&h, &IdentityConfig::session_path(["user_id"]), at_1000).unwrap().id,
             UserId::Integer(9)
         );
         let nested = IdentityConfig::session_path(["auth", "user_id"]);
-        assert_eq!(identity_in(&h, &nested, 0).unwrap().id, UserId::from("u-1"));
+        assert_eq!(identity_in(&h, &nested, at_1000).unwrap().id, UserId::from("u-1"));
+    }
+
+    #[test]
+    fn salts_inline_and_shared() {
+        for salt in ["", "$2a$04$t5oXLMcxWj/RkeIfFyX9r.", &"s".repeat(32), &"é".repeat(40)] {
+            let id = Identity::new(1.into(), Some("user".into()), Some(salt.to_owned()));
+            assert_eq!(id.authenticatable_salt(), Some(salt));
+            assert_eq!(id.clone(), id);
+        }
+        let a = Identity::new(1.into(), None, Some("a".into()));
+        assert_ne!(a, Identity::new(1.into(), None, Some("b".into())));
+        assert_ne!(a, Identity::new(1.into(), None, None));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(crate) fn session_name(scope: &str) -> String {
 }
 
 /// Reads a serialized Warden key: the record id and the authenticatable salt.
-pub(crate) fn parse_key(value: &Value) -> Option<(UserId, Option<String>)> {
+pub(crate) fn parse_key(value: &Value) -> Option<(UserId, Option<&str>)> {
     let parts = value.as_array()?;
     let (ids, salt) = match parts {
         // [[id], salt]
@@ -35,7 +35,7 @@ pub(crate) fn parse_key(value: &Value) -> Option<(UserId, Option<String>)> {
     };
     let salt = match salt {
         Value::Nil => None,
-        s => Some(s.as_str()?.to_owned()),
+        s => Some(s.as_str()?),
     };
     Some((id, salt))
 }
@@ -74,7 +74,7 @@ mod tests {
         let modern = arr(vec![arr(vec![1.into()]), salt.clone()]);
         assert_eq!(
             parse_key(&modern),
-            Some((UserId::Integer(1), Some("$2a$04$t5oXLMcxWj/RkeIfFyX9r.".into())))
+            Some((UserId::Integer(1), Some("$2a$04$t5oXLMcxWj/RkeIfFyX9r.")))
         );
         let old = arr(vec!["User".into(), arr(vec!["b3c1-uuid".into()]), salt]);
         assert_eq!(parse_key(&old).map(|k| k.0), Some(UserId::String("b3c1-uuid".into())));

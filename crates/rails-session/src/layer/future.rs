@@ -18,7 +18,9 @@ pin_project! {
         inner: F,
         session: Option<Session>,
         commit: Option<Commit>,
-        response: Option<Response<B>>,
+        // Boxed: only a committing response is held here, and a small future is cheaper to move for every
+        // other request.
+        response: Option<Box<Response<B>>>,
     }
 }
 
@@ -44,14 +46,14 @@ where
             if response.status().is_server_error() || !session.needs_commit() {
                 return Poll::Ready(Ok(response));
             }
-            *this.response = Some(response);
+            *this.response = Some(Box::new(response));
             *this.commit = Some(Box::pin(async move { session.commit().await }));
         }
         let Some(commit) = this.commit.as_mut() else { unreachable_state() };
         let result = ready!(commit.as_mut().poll(cx));
         let Some(mut response) = this.response.take() else { unreachable_state() };
         apply(&mut response, result);
-        Poll::Ready(Ok(response))
+        Poll::Ready(Ok(*response))
     }
 }
 

@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use crate::config::SessionConfig;
-use crate::session::Session;
+use crate::session::{CookieHeaders, Session};
 
 /// The service [`super::SessionLayer`] wraps around an inner service.
 #[derive(Clone, Debug)]
@@ -44,10 +44,13 @@ where
 /// The lazy session of a request: the cookie is searched for and decoded only when first used.
 pub(crate) fn session_for<B>(config: &Arc<SessionConfig>, req: &Request<B>) -> Session {
     let headers = req.headers();
-    let cookies = headers.get_all(header::COOKIE).iter().cloned().collect();
-    let host = headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| req.uri().host().and_then(|h| http::HeaderValue::from_str(h).ok()));
+    let cookies = CookieHeaders::new(headers.get_all(header::COOKIE).iter().cloned());
+    let host = config.domain.needs_host().then(|| {
+        headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| req.uri().host().and_then(|h| http::HeaderValue::from_str(h).ok()))
+    });
+    let host = host.flatten();
     Session::from_headers(config.clone(), cookies, host)
 }

@@ -127,6 +127,12 @@ pub enum OnLoaderError {
 
 /// Resolves the current user of one user type.
 pub(crate) trait ResolveUser<U>: Send + Sync + 'static {
+    /// Whether the result is kept for the rest of the request. Loaders are memoized (one lookup per request, as
+    /// Warden does); reading the identity from the already-decoded session is cheaper than the memo itself.
+    fn memoized(&self) -> bool {
+        true
+    }
+
     fn resolve<'a>(
         &'a self,
         session: &'a Session,
@@ -146,6 +152,8 @@ pub(crate) trait ResolveAny: Send + Sync + 'static {
 pub(crate) struct Resolvers {
     by_type: Vec<(TypeId, &'static str, Arc<dyn Any + Send + Sync>)>,
     primary: Arc<dyn ResolveAny>,
+    /// `CurrentUser<Identity>` is the built-in resolver (no loader registered for `Identity`).
+    builtin_identity: bool,
 }
 
 impl Default for Resolvers {
@@ -158,6 +166,7 @@ impl Default for Resolvers {
                 Arc::new(identity.clone()),
             )],
             primary: Arc::new(Primary(identity)),
+            builtin_identity: true,
         }
     }
 }
@@ -172,6 +181,9 @@ impl Resolvers {
             Arc::new(resolver.clone()),
         ));
         self.primary = Arc::new(Primary(resolver));
+        if TypeId::of::<L::User>() == TypeId::of::<Identity>() {
+            self.builtin_identity = false;
+        }
     }
 
     fn get<U: 'static>(&self) -> Option<Arc<dyn ResolveUser<U>>> {
@@ -202,16 +214,23 @@ impl<U: Send + Sync + 'static> ResolveAny for Primary<U> {
 struct IdentityResolver;
 
 impl ResolveUser<Identity> for IdentityResolver {
+    fn memoized(&self) -> bool {
+        false
+    }
+
     fn resolve<'a>(
         &'a self,
         session: &'a Session,
     ) -> BoxFuture<'a, Result<Option<CurrentUser<Identity>>, AuthError>> {
-        Box::pin(async move {
-            let Some(identity) = identity::identity(session).await else { return Ok(None) };
-            identity::touch(session, &identity).await;
-            Ok(Some(CurrentUser { user: identity.clone(), identity }))
-        })
+        Box::pin(async move { Ok(identity_user(session).await) })
     }
+}
+
+/// `CurrentUser<Identity>`: the identity the session holds, no loader.
+async fn identity_user(session: &Session) -> Option<CurrentUser<Identity>> {
+    let identity = identity::identity(session).await?;
+    identity::touch(session, &identity).await;
+    Some(CurrentUser { user: identity.clone(), identity })
 }
 
 struct LoaderResolver<L> {
@@ -269,6 +288,17 @@ impl Session {
     pub async fn current_user<U: Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<Option<CurrentUser<U>>, AuthError> {
+        if TypeId::of::<U>() == TypeId::of::<Identity>() && self.config().resolvers.builtin_identity
+        {
+            // The most common extractor, on every request: resolved inline (no boxed resolver, no memo: reading
+            // the decoded session is cheaper). `U` is `Identity` here; `Any` hands the value over as `U`.
+            let mut user = Some(identity_user(self).await);
+            if let Some(user) =
+                (&mut user as &mut dyn Any).downcast_mut::<Option<Option<CurrentUser<U>>>>()
+            {
+                return Ok(user.take().flatten());
+            }
+        }
         if let Some(memo) = self.memo::<Memo<U>>() {
             return memo;
         }
@@ -277,6 +307,9 @@ impl Session {
             .resolvers
             .get::<U>()
             .ok_or_else(|| AuthError::NoLoader(std::any::type_name::<U>()))?;
+        if !resolver.memoized() {
+            return resolver.resolve(self).await;
+        }
         let result = resolver.resolve(self).await;
         self.set_memo::<Memo<U>>(result.clone());
         result

@@ -31,6 +31,28 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in [`Outcome::index`] order.
+    pub(crate) const ALL: [Outcome; 6] = [
+        Outcome::SignedIn,
+        Outcome::NoSecret,
+        Outcome::NoCookie,
+        Outcome::InvalidCookie,
+        Outcome::NoUser,
+        Outcome::UserApiUnavailable,
+    ];
+
+    /// The position in [`Outcome::ALL`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Outcome::SignedIn => 0,
+            Outcome::NoSecret => 1,
+            Outcome::NoCookie => 2,
+            Outcome::InvalidCookie => 3,
+            Outcome::NoUser => 4,
+            Outcome::UserApiUnavailable => 5,
+        }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Outcome::SignedIn => "signed_in",

@@ -4,11 +4,13 @@
 //! ([`forward`]); failures have short answers ([`error`]). `/_railbridge/auth` gives the same decision to an edge
 //! proxy (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz).
 
+pub(crate) mod cache;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod headers;
 pub(crate) mod identity;
 pub(crate) mod router;
+pub(crate) mod telemetry;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -38,6 +40,7 @@ use self::forward::{Forward, UpstreamClient};
 use self::headers::{session_cookie_raw, strip_identity};
 use self::identity::{IdentityHeaders, Outcome};
 use self::router::{check_path, RouteState, Router};
+use self::telemetry::RouteMetrics;
 use crate::config::{Config, Policy, Route, Upstream};
 use crate::jwt::issuer::Issuer;
 
@@ -77,13 +80,13 @@ struct State {
     issuer: Option<Issuer>,
     /// `/_railbridge/auth` for a request whose original URI matches no route: signed-in, `aud = forward-auth`.
     forward_auth: Arc<RouteState>,
-    /// Identity headers of recently seen (route, session cookie) pairs whose session needed no refresh.
-    identity_cache: Option<IdentityCache>,
+    /// Requests to the gateway's own endpoints, and requests that match no route.
+    builtin_metrics: RouteMetrics,
+    no_route_metrics: RouteMetrics,
 }
 
 /// The identity headers of a signed-in session, as sent to a route's upstream.
-type IdentityList = Arc<[(http::HeaderName, HeaderValue)]>;
-type IdentityCache = moka::sync::Cache<String, IdentityList>;
+pub(crate) type IdentityList = Arc<[(http::HeaderName, HeaderValue)]>;
 
 impl State {
     fn new(config: Config) -> State {
@@ -101,7 +104,15 @@ impl State {
             .iter()
             .map(|r| {
                 let (session, default_scope) = session_for(&r.policy);
-                Arc::new(RouteState { route: r.clone(), session, default_scope })
+                let identity_cache = config.identity_cache_ttl.map(cache::identity_cache);
+                let metrics = RouteMetrics::new(&r.name);
+                Arc::new(RouteState {
+                    route: r.clone(),
+                    session,
+                    default_scope,
+                    identity_cache,
+                    metrics,
+                })
             })
             .collect();
         let router = Router::new(routes, config.server.public_paths.clone());
@@ -124,6 +135,8 @@ impl State {
             },
             session,
             default_scope,
+            identity_cache: config.identity_cache_ttl.map(cache::identity_cache),
+            metrics: RouteMetrics::new("forward-auth"),
         });
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.server.connect_timeout));
@@ -142,10 +155,15 @@ impl State {
                 None
             }
         });
-        let identity_cache = config
-            .identity_cache_ttl
-            .map(|ttl| moka::sync::Cache::builder().max_capacity(10_000).time_to_live(ttl).build());
-        State { config, router, client, issuer, forward_auth, identity_cache }
+        State {
+            config,
+            router,
+            client,
+            issuer,
+            forward_auth,
+            builtin_metrics: RouteMetrics::new("_railbridge"),
+            no_route_metrics: RouteMetrics::new("_none"),
+        }
     }
 
     fn trusted(&self, peer: SocketAddr) -> bool {
@@ -227,24 +245,29 @@ impl Gateway {
         let req = req.map(Body::new);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let (label, response) = if path.starts_with("/_railbridge/")
-            || path == "/.well-known/jwks.json"
-        {
-            ("_railbridge".to_owned(), self.builtin(&state, req, peer, &path).await)
-        } else {
-            match state.router.route(&path).cloned() {
-                None => ("_none".to_owned(), ProxyError::NoRoute.into_response()),
-                Some(rs) => {
-                    (rs.route.name.clone(), proxy(&state, &rs, req, peer, &path, Mode::Proxy).await)
+        let (route, response) =
+            if path.starts_with("/_railbridge/") || path == "/.well-known/jwks.json" {
+                (None, self.builtin(&state, req, peer, &path).await)
+            } else {
+                match state.router.route(&path).cloned() {
+                    None => (None, ProxyError::NoRoute.into_response()),
+                    Some(rs) => {
+                        let response = proxy(&state, &rs, req, peer, &path, Mode::Proxy).await;
+                        (Some(rs), response)
+                    }
                 }
-            }
-        };
+            };
         let status = response.status();
         let elapsed = started.elapsed();
-        metrics::counter!("railbridge_requests_total", "route" => label.clone(), "status" => status.as_u16().to_string())
-            .increment(1);
-        metrics::histogram!("railbridge_request_duration_seconds", "route" => label.clone())
-            .record(elapsed);
+        let route_metrics = match &route {
+            Some(rs) => &rs.metrics,
+            None if path.starts_with("/_railbridge/") || path == "/.well-known/jwks.json" => {
+                &state.builtin_metrics
+            }
+            None => &state.no_route_metrics,
+        };
+        route_metrics.request(status, elapsed);
+        let label = route_metrics.route();
         if state.config.log.access_log {
             tracing::info!(
                 target: "railbridge::access",
@@ -395,8 +418,7 @@ impl RouteHandler {
         let use_api = self.route.default_scope && settings.user_api;
         let (outcome, who) =
             identity::resolve(&session, req.headers(), use_api, &settings.hash_key).await;
-        metrics::counter!("railbridge_auth_total", "route" => self.route.route.name.clone(), "outcome" => outcome.label())
-            .increment(1);
+        self.route.metrics.auth(outcome);
         if who.is_none() && self.policy != Policy::Public {
             return match outcome {
                 Outcome::UserApiUnavailable => user_service_unavailable(),
@@ -481,8 +503,7 @@ async fn proxy(
     }
     let policy = state.router.policy(&rs.route, path).clone();
     let Some(session_config) = &rs.session else {
-        metrics::counter!("railbridge_auth_total", "route" => rs.route.name.clone(), "outcome" => Outcome::NoSecret.label())
-            .increment(1);
+        rs.metrics.auth(Outcome::NoSecret);
         return match (policy, mode) {
             (Policy::Public, Mode::Proxy) => send(state, &rs.route, req, peer, &[]).await,
             (Policy::Public, Mode::Auth) => text(StatusCode::OK, "ok\n"),
@@ -490,23 +511,20 @@ async fn proxy(
         };
     };
     // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
-    let cache_key =
-        match (&state.identity_cache, session_cookie_raw(req.headers(), session_config.key())) {
-            (Some(_), Some(cookie)) if !cookie.is_empty() => {
-                Some(format!("{}\0{cookie}", rs.route.name))
-            }
-            _ => None,
-        };
-    if let (Some(cache), Some(key)) = (&state.identity_cache, &cache_key) {
-        if let Some(identity) = cache.get(key) {
-            metrics::counter!("railbridge_auth_total", "route" => rs.route.name.clone(), "outcome" => Outcome::SignedIn.label())
-                .increment(1);
+    let cache = rs.identity_cache.as_ref();
+    let cookie = cache
+        .and(session_cookie_raw(req.headers(), session_config.key()))
+        .filter(|c| !c.is_empty());
+    if let (Some(cache), Some(cookie)) = (cache, cookie) {
+        if let Some(identity) = cache.get(cookie) {
+            rs.metrics.auth(Outcome::SignedIn);
             return match mode {
                 Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
                 Mode::Proxy => send(state, &rs.route, req, peer, &identity).await,
             };
         }
     }
+    let cache_key = cookie.map(str::to_owned);
     let handler = RouteHandler { state: state.clone(), route: rs.clone(), policy, peer, mode };
     let service = SessionLayer::from_arc(session_config.clone()).layer(handler);
     let mut response = match service.oneshot(req).await {
@@ -525,7 +543,7 @@ async fn proxy(
             );
         }
         if let (false, Some(identity), Some(cache), Some(key)) =
-            (written_by_gateway, handled.identity, &state.identity_cache, cache_key)
+            (written_by_gateway, handled.identity, cache, cache_key)
         {
             cache.insert(key, identity);
         }

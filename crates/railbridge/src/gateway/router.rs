@@ -17,6 +17,10 @@ pub(crate) struct RouteState {
     pub(crate) session: Option<Arc<SessionConfig>>,
     /// The route uses the default scope (and so the User API, if any).
     pub(crate) default_scope: bool,
+    /// Identity headers of recently seen session cookies on this route whose session needed no refresh.
+    pub(crate) identity_cache: Option<super::cache::IdentityCache>,
+    /// The route's metric handles.
+    pub(crate) metrics: super::telemetry::RouteMetrics,
 }
 
 /// The route table.
@@ -138,7 +142,14 @@ mod tests {
     }
 
     fn state(r: Route) -> Arc<RouteState> {
-        Arc::new(RouteState { route: r, session: None, default_scope: true })
+        let metrics = crate::gateway::telemetry::RouteMetrics::new(&r.name);
+        Arc::new(RouteState {
+            route: r,
+            session: None,
+            default_scope: true,
+            identity_cache: None,
+            metrics,
+        })
     }
 
     #[test]

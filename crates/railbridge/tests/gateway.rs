@@ -289,6 +289,26 @@ async fn bodies_stream_both_ways() {
 }
 
 #[tokio::test]
+async fn a_stalled_response_body_is_cut_after_the_route_timeout() {
+    let echo = echo().await;
+    let gw = gateway(&routes_toml(&echo, ""), &[]).await;
+    // The upstream sends a first chunk, then nothing for 1.5 s; the route allows 300 ms between chunks.
+    let started = Instant::now();
+    let mut r = client().get(gw.url("/slow/stream")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.chunk().await.unwrap().unwrap()[..], b"first\n");
+    let rest = r.chunk().await;
+    assert!(rest.is_err(), "the body ends in an error, not a clean end: {rest:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "cut at ~300 ms: {:?}",
+        started.elapsed()
+    );
+    // The same stream with the default 30 s arrives whole (bodies_stream_both_ways); a fast body is untouched.
+    assert_eq!(get(&gw.url("/slow/slow?ms=10"), None).await.status, 200);
+}
+
+#[tokio::test]
 async fn websocket_upgrades_pass_through() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;

@@ -174,6 +174,7 @@ pub(super) struct RawRoute {
     pub(super) preserve_host: Option<bool>,
     /// Send `X-Railbridge-Assertion` on this route (default: `[jwt] enabled`).
     pub(super) assertion: Option<bool>,
-    /// Time to the upstream's response head (default `[server] request_timeout`).
+    /// Time to the upstream's response head, and then between two chunks of its body (default
+    /// `[server] request_timeout`).
     pub(super) timeout: Option<RawDuration>,
 }

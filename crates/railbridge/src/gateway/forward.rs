@@ -1,8 +1,13 @@
 //! The proxy leg: one client request to the upstream and back, streamed both ways — hop-by-hop headers removed,
 //! `X-Forwarded-*` set per the trusted-proxies list, the session cookie withheld from non-Rails upstreams, the
-//! identity headers added, a time limit on the response head, WebSocket upgrades tunnelled.
+//! identity headers added, a time limit on the response head and then between two chunks of the response body,
+//! WebSocket upgrades tunnelled.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
@@ -105,7 +110,53 @@ impl Forward<'_> {
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
+        let body = IdleTimeout { inner: body, timeout: self.route.timeout, sleep: None };
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// The response body as it streams from the upstream, failing (and so closing the client's connection) when the
+/// upstream sends nothing for `timeout` — nginx's `proxy_read_timeout`, with the route's `timeout`. A body that is
+/// already there never starts a timer.
+struct IdleTimeout {
+    inner: hyper::body::Incoming,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for IdleTimeout {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                // Data came: the next wait starts now (the timer, once made, is reused).
+                if let Some(sleep) = this.sleep.as_mut() {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + this.timeout);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                tracing::warn!(timeout = ?timeout, "the upstream stopped sending the response body");
+                Poll::Ready(Some(Err(format!("no response body data for {timeout:?}").into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

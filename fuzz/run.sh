@@ -7,11 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}
 export RUSTC_BOOTSTRAP=1
-targets=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json)
+targets=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json cookie_header)
 # Seed corpora from real Rails cookies and payloads.
 python3 - <<'PY'
 import json, glob, os, binascii
-for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json"]:
+for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json", "cookie_header"]:
     os.makedirs(f"corpus/{t}", exist_ok=True)
 for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/*.json"))):
     doc = json.load(open(path))
@@ -22,6 +22,7 @@ for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/
             target = "decode_signed" if doc["config"]["kind"] == "signed" else (
                 "decode_gcm" if doc["config"].get("cipher") == "aes-256-gcm" else "decode_cbc")
             open(f"corpus/{target}/{tag}", "w").write(cookie)
+            open(f"corpus/cookie_header/{tag}", "w").write(f"a=1; _app_session={cookie};  _s=x\0%5Fs=y")
         if case.get("payload_hex"):
             payload = binascii.unhexlify(case["payload_hex"])
             sub = "marshal_load" if payload[:2] == b"\x04\x08" else "envelope"

@@ -493,16 +493,34 @@ async fn reload_swaps_routes_without_dropping_connections() {
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() {
     let echo = echo().await;
-    let mut gw = gateway(&routes_toml(&echo, ""), &[]).await;
-    let url = gw.url("/rails/slow?ms=800");
-    let in_flight = tokio::spawn(async move { get(&url, None).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    gw.signal_shutdown();
-    let r = in_flight.await.unwrap();
-    assert_eq!((r.status, r.body.as_str()), (200, "slow\n"), "the in-flight request finished");
-    let addr = gw.addr;
-    gw.stop().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+    // One event loop (the caller's), and several worker threads of their own.
+    for workers in [1, 3] {
+        let toml = routes_toml(&echo, "").replacen(
+            "[server]\n",
+            &format!("[server]\nworkers = {workers}\n"),
+            1,
+        );
+        let mut gw = gateway(&toml, &[]).await;
+        for _ in 0..6 {
+            assert_eq!(get(&gw.url("/echo/x"), None).await.status, 401, "served by every worker");
+        }
+        let url = gw.url("/rails/slow?ms=800");
+        let in_flight = tokio::spawn(async move { get(&url, None).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        gw.signal_shutdown();
+        let r = in_flight.await.unwrap();
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "slow\n"),
+            "the in-flight request finished ({workers})"
+        );
+        let addr = gw.addr;
+        gw.stop().await;
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no longer listening ({workers})"
+        );
+    }
 }
 
 #[tokio::test]

@@ -52,7 +52,9 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The serving happens on `[server] workers` threads of their own (see `railbridge::serve`); this thread only
+    // waits for signals, reloads and keeps the metrics tidy (and serves, when there is a single worker).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("railbridge serve: cannot start the runtime: {e}");

@@ -50,6 +50,8 @@ pub(super) struct RawServer {
     pub(super) pool_idle_timeout: Option<RawDuration>,
     pub(super) pool_max_idle_per_host: Option<usize>,
     pub(super) drain_timeout: Option<RawDuration>,
+    /// Worker threads, each with its own event loop and upstream pool (default: one per CPU).
+    pub(super) workers: Option<usize>,
 }
 
 /// `[rails]`: the Rails app's session settings. Each has the environment variable of `rails-session`

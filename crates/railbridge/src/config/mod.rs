@@ -198,6 +198,7 @@ pub(crate) struct ServerConfig {
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) pool_max_idle_per_host: usize,
     pub(crate) drain_timeout: Duration,
+    pub(crate) workers: usize,
 }
 
 /// The Rails session: one `rails-session` configuration per Warden scope in use (same derived keys).

@@ -211,6 +211,13 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
             s.drain_timeout.as_ref(),
             Duration::from_secs(30),
         )?,
+        workers: match s.workers {
+            Some(0) => {
+                return Err(ConfigError::invalid("server.workers", "must be at least 1"));
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        },
     })
 }
 
@@ -712,6 +719,7 @@ mod tests {
             .contains("only http:// upstreams"));
         assert!(err(&format!("{}\n{}", route(""), route("")), &[]).starts_with("route[1].name: "));
         assert!(err(&route("timeout = \"5 parsecs\""), &[]).starts_with("route[0].timeout: "));
+        assert_eq!(err("[server]\nworkers = 0", &[]), "server.workers: must be at least 1");
         assert!(err("[jwt]\nenabled = true", &[]).starts_with("jwt.enabled: "));
         assert!(err("[[jwt.key]]\nfile = \"/nonexistent.pem\"", &[])
             .starts_with("jwt.key[0].file: cannot read /nonexistent.pem"));

@@ -12,11 +12,12 @@ pub(crate) mod identity;
 pub(crate) mod router;
 pub(crate) mod telemetry;
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -75,8 +76,9 @@ struct Shared {
 /// Everything derived from one [`Config`].
 struct State {
     config: Config,
+    /// Tells this configuration's per-thread upstream clients from an older one's.
+    generation: u64,
     router: Router,
-    client: UpstreamClient,
     issuer: Option<Issuer>,
     /// `/_railbridge/auth` for a request whose original URI matches no route: signed-in, `aud = forward-auth`.
     forward_auth: Arc<RouteState>,
@@ -138,16 +140,6 @@ impl State {
             identity_cache: config.identity_cache_ttl.map(cache::identity_cache),
             metrics: RouteMetrics::new("forward-auth"),
         });
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.server.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.server.pool_idle_timeout)
-            .pool_max_idle_per_host(config.server.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         let issuer = config.jwt.as_ref().and_then(|j| match Issuer::new(j.issuer.clone(), j.ttl, j.keys.clone()) {
             Ok(i) => Some(i),
             Err(e) => {
@@ -157,13 +149,26 @@ impl State {
         });
         State {
             config,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             router,
-            client,
             issuer,
             forward_auth,
             builtin_metrics: RouteMetrics::new("_railbridge"),
             no_route_metrics: RouteMetrics::new("_none"),
         }
+    }
+
+    /// This thread's upstream client (keep-alive pool) for this configuration. Each worker thread has its own, so
+    /// a pooled connection is driven by the thread whose requests use it: no wake-ups across threads.
+    fn client(&self) -> UpstreamClient {
+        CLIENT.with_borrow_mut(|slot| match slot {
+            Some((generation, client)) if *generation == self.generation => client.clone(),
+            _ => {
+                let client = upstream_client(&self.config.server);
+                *slot = Some((self.generation, client.clone()));
+                client
+            }
+        })
     }
 
     fn trusted(&self, peer: SocketAddr) -> bool {
@@ -173,6 +178,27 @@ impl State {
     fn cookie_name(&self) -> Option<&str> {
         self.config.session.as_ref().map(|s| s.cookie_name())
     }
+}
+
+/// Numbers the configurations (see [`State::client`]).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The thread's upstream client and the configuration generation it belongs to.
+    static CLIENT: RefCell<Option<(u64, UpstreamClient)>> = const { RefCell::new(None) };
+}
+
+fn upstream_client(server: &crate::config::ServerConfig) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(server.connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(server.pool_idle_timeout)
+        .pool_max_idle_per_host(server.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -467,8 +493,9 @@ async fn send(
     peer: SocketAddr,
     identity: &[(http::HeaderName, HeaderValue)],
 ) -> Response<Body> {
+    let client = state.client();
     let forward = Forward {
-        client: &state.client,
+        client: &client,
         route,
         peer,
         trusted: state.trusted(peer),
@@ -582,6 +609,10 @@ fn drop_gateway_session_cookies(headers: &mut http::HeaderMap, name: &str, upstr
 /// (up to the configured drain timeout) and returns. HTTP/1.1 with keep-alive and upgrades, and HTTP/2 (h2c) from
 /// clients.
 ///
+/// With `[server] workers` above 1 (the default is one per CPU), each worker is a thread with its own
+/// single-threaded event loop and its own upstream pool, all accepting on `listener`: a connection and everything
+/// it needs stays on one thread, as in nginx's worker processes.
+///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = railbridge::Config::load(None, |name| std::env::var(name).ok())?;
@@ -594,6 +625,92 @@ pub async fn serve(
     gateway: Gateway,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let upkeep = {
+        let handle = gateway.shared.metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        })
+    };
+    let workers = gateway.config().server.workers;
+    let result = if workers <= 1 {
+        serve_on(gateway, listener, shutdown).await
+    } else {
+        serve_on_workers(gateway, listener, shutdown, workers).await
+    };
+    upkeep.abort();
+    result
+}
+
+async fn serve_on_workers(
+    gateway: Gateway,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    workers: usize,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let spawned = listener.try_clone().and_then(|listener| {
+            let gateway = gateway.clone();
+            let mut stopped = stopped.clone();
+            std::thread::Builder::new().name(format!("railbridge-worker-{i}")).spawn(
+                move || -> std::io::Result<()> {
+                    let runtime =
+                        tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        let stop = async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        };
+                        serve_on(gateway, listener, stop).await
+                    })
+                },
+            )
+        });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                let _ = stop.send(true);
+                join(threads).await?;
+                return Err(e);
+            }
+        }
+    }
+    drop(listener);
+    shutdown.await;
+    let _ = stop.send(true);
+    join(threads).await
+}
+
+/// Waits for the worker threads (off the async threads) and returns the first error.
+async fn join(threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let mut result = Ok(());
+        for thread in threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a worker thread panicked")));
+            if let (Err(e), Ok(())) = (outcome, &result) {
+                result = Err(e);
+            }
+        }
+        result
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// One event loop's accept loop, then its share of the drain.
+async fn serve_on(
+    gateway: Gateway,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let config = gateway.config();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -610,16 +727,6 @@ pub async fn serve(
         .keep_alive_timeout(Duration::from_secs(20))
         .max_concurrent_streams(256);
     let graceful = GracefulShutdown::new();
-    let upkeep = {
-        let handle = gateway.shared.metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tick.tick().await;
-                handle.run_upkeep();
-            }
-        })
-    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -659,7 +766,6 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("drained"),
         () = tokio::time::sleep(drain) => tracing::warn!(timeout = ?drain, "drain timeout: closing the remaining connections"),
     }
-    upkeep.abort();
     Ok(())
 }
 

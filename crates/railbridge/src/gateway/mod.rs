@@ -610,8 +610,8 @@ fn drop_gateway_session_cookies(headers: &mut http::HeaderMap, name: &str, upstr
 /// clients.
 ///
 /// With `[server] workers` above 1 (the default is one per CPU), each worker is a thread with its own
-/// single-threaded event loop and its own upstream pool, all accepting on `listener`: a connection and everything
-/// it needs stays on one thread, as in nginx's worker processes.
+/// single-threaded event loop and its own upstream pool, and the calling task deals the accepted connections out to
+/// them in turn: a connection and everything it needs stays on one thread, as in nginx's worker processes.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -638,7 +638,7 @@ pub async fn serve(
     };
     let workers = gateway.config().server.workers;
     let result = if workers <= 1 {
-        serve_on(gateway, listener, shutdown).await
+        serve_on(gateway, Connections::Listener(listener), shutdown).await
     } else {
         serve_on_workers(gateway, listener, shutdown, workers).await
     };
@@ -652,39 +652,68 @@ async fn serve_on_workers(
     shutdown: impl Future<Output = ()> + Send,
     workers: usize,
 ) -> std::io::Result<()> {
-    let listener = listener.into_std()?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut handoffs = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
     for i in 0..workers {
-        let spawned = listener.try_clone().and_then(|listener| {
-            let gateway = gateway.clone();
-            let mut stopped = stopped.clone();
-            std::thread::Builder::new().name(format!("railbridge-worker-{i}")).spawn(
-                move || -> std::io::Result<()> {
-                    let runtime =
-                        tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    runtime.block_on(async move {
-                        let listener = TcpListener::from_std(listener)?;
-                        let stop = async move {
-                            let _ = stopped.wait_for(|stop| *stop).await;
-                        };
-                        serve_on(gateway, listener, stop).await
-                    })
-                },
-            )
-        });
+        let (handoff, connections) = tokio::sync::mpsc::unbounded_channel();
+        let gateway = gateway.clone();
+        let spawned = std::thread::Builder::new().name(format!("railbridge-worker-{i}")).spawn(
+            move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(serve_on(
+                    gateway,
+                    Connections::Handoff(connections),
+                    std::future::pending(),
+                ))
+            },
+        );
         match spawned {
-            Ok(thread) => threads.push(thread),
+            Ok(thread) => {
+                threads.push(thread);
+                handoffs.push(handoff);
+            }
             Err(e) => {
-                let _ = stop.send(true);
+                drop(handoffs);
                 join(threads).await?;
                 return Err(e);
             }
         }
     }
+    // One acceptor deals the connections out in turn, so every worker gets its share of a burst of new clients
+    // (several threads accepting on one socket split them unevenly, and keep-alive makes that last).
+    tokio::pin!(shutdown);
+    let mut next = 0;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let mut connection = Some((stream, peer));
+                for _ in 0..handoffs.len() {
+                    let handoff = &handoffs[next % handoffs.len()];
+                    next = next.wrapping_add(1);
+                    match connection.take().map(|c| handoff.send(c)) {
+                        Some(Err(tokio::sync::mpsc::error::SendError(back))) => connection = Some(back),
+                        _ => break,
+                    }
+                }
+                if connection.is_some() {
+                    tracing::error!("no worker thread is running; closing the connection");
+                }
+            }
+            () = &mut shutdown => break,
+        }
+    }
     drop(listener);
-    shutdown.await;
-    let _ = stop.send(true);
+    // The workers see their hand-off close, stop taking connections and drain.
+    drop(handoffs);
     join(threads).await
 }
 
@@ -706,10 +735,29 @@ async fn join(threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>) -> std
     .map_err(std::io::Error::other)?
 }
 
-/// One event loop's accept loop, then its share of the drain.
+/// Where an event loop's connections come from: its own listener, or the acceptor's hand-off.
+enum Connections {
+    Listener(TcpListener),
+    Handoff(tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>),
+}
+
+impl Connections {
+    /// The next connection; `None` once the acceptor has stopped.
+    async fn next(&mut self) -> Option<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> {
+        match self {
+            Connections::Listener(listener) => Some(listener.accept().await),
+            Connections::Handoff(handoff) => {
+                let (stream, peer) = handoff.recv().await?;
+                Some(tokio::net::TcpStream::from_std(stream).map(|s| (s, peer)))
+            }
+        }
+    }
+}
+
+/// One event loop: takes connections until `shutdown` (or until the acceptor stops), then drains its own.
 async fn serve_on(
     gateway: Gateway,
-    listener: TcpListener,
+    mut connections: Connections,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let config = gateway.config();
@@ -730,10 +778,11 @@ async fn serve_on(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = connections.next() => {
                 let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
+                    None => break,
+                    Some(Ok(a)) => a,
+                    Some(Err(e)) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -757,7 +806,7 @@ async fn serve_on(
             () = &mut shutdown => break,
         }
     }
-    drop(listener);
+    drop(connections);
     gateway.set_draining();
     let in_flight = graceful.count();
     tracing::info!(connections = in_flight, "shutting down: draining in-flight requests");

@@ -18,37 +18,33 @@ use crate::config::{CookieDomain, SessionConfig};
 /// assert_eq!(rails_session::find_cookie(headers, "_app_session"), Some("first"));
 /// ```
 pub fn find_cookie<'h>(headers: impl IntoIterator<Item = &'h [u8]>, name: &str) -> Option<&'h str> {
-    let (header, range) = locate_cookie(headers, name)?;
-    std::str::from_utf8(&header[range]).ok()
+    let value =
+        headers.into_iter().find_map(|header| Some(&header[locate_cookie(header, name)?]))?;
+    std::str::from_utf8(value).ok()
 }
 
-/// [`find_cookie`] without the UTF-8 check: the header the cookie is in, and where its value is. The session layer
-/// keeps only this and looks the bytes up in its decode cache as they are (a Rails cookie is ASCII; a value that
-/// is not UTF-8 simply never matches).
-pub(crate) fn locate_cookie<'h>(
-    headers: impl IntoIterator<Item = &'h [u8]>,
-    name: &str,
-) -> Option<(&'h [u8], std::ops::Range<usize>)> {
-    for header in headers {
-        // Pairs are found with SIMD `memchr`: the session cookie makes this header ~1 KiB and it is scanned on
-        // every request that touches the session.
-        let mut start = 0;
-        while start < header.len() {
-            let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
-            let mut from = start;
-            while header.get(from) == Some(&b' ') && from < end {
-                from += 1;
-            }
-            let pair = &header[from..end];
-            let (k, v) = match memchr::memchr(b'=', pair) {
-                Some(eq) => (&pair[..eq], from + eq + 1..end),
-                None => (pair, end..end),
-            };
-            if name_matches(k, name) {
-                return Some((header, v));
-            }
-            start = end + 1;
+/// Where cookie `name`'s value is in one `Cookie` header, without the UTF-8 check of [`find_cookie`]. The session
+/// layer keeps only this position and looks the bytes up in its decode cache as they are (a Rails cookie is ASCII; a
+/// value that is not UTF-8 simply never matches).
+pub(crate) fn locate_cookie(header: &[u8], name: &str) -> Option<std::ops::Range<usize>> {
+    // Pairs are found with SIMD `memchr`: the session cookie makes this header ~1 KiB and it is scanned on every
+    // request that touches the session.
+    let mut start = 0;
+    while start < header.len() {
+        let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
+        let mut from = start;
+        while header.get(from) == Some(&b' ') && from < end {
+            from += 1;
         }
+        let pair = &header[from..end];
+        let (k, v) = match memchr::memchr(b'=', pair) {
+            Some(eq) => (&pair[..eq], from + eq + 1..end),
+            None => (pair, end..end),
+        };
+        if name_matches(k, name) {
+            return Some(v);
+        }
+        start = end + 1;
     }
     None
 }

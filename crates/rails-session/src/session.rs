@@ -117,9 +117,7 @@ impl Session {
             .cookie
             .get_or_init(|| {
                 inner.cookie_headers.iter().enumerate().find_map(|(i, header)| {
-                    let (_, range) =
-                        cookies::locate_cookie([header.as_bytes()], &inner.config.key)?;
-                    Some((i, range))
+                    Some((i, cookies::locate_cookie(header.as_bytes(), &inner.config.key)?))
                 })
             })
             .as_ref()?;

@@ -271,25 +271,23 @@ impl Gateway {
         let req = req.map(Body::new);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let (route, response) =
-            if path.starts_with("/_railbridge/") || path == "/.well-known/jwks.json" {
-                (None, self.builtin(&state, req, peer, &path).await)
-            } else {
-                match state.router.route(&path).cloned() {
-                    None => (None, ProxyError::NoRoute.into_response()),
-                    Some(rs) => {
-                        let response = proxy(&state, &rs, req, peer, &path, Mode::Proxy).await;
-                        (Some(rs), response)
-                    }
+        let builtin = path.starts_with("/_railbridge/") || path == "/.well-known/jwks.json";
+        let (route, response) = if builtin {
+            (None, self.builtin(&state, req, peer, &path).await)
+        } else {
+            match state.router.route(&path).cloned() {
+                None => (None, ProxyError::NoRoute.into_response()),
+                Some(rs) => {
+                    let response = proxy(&state, &rs, req, peer, &path, Mode::Proxy).await;
+                    (Some(rs), response)
                 }
-            };
+            }
+        };
         let status = response.status();
         let elapsed = started.elapsed();
         let route_metrics = match &route {
             Some(rs) => &rs.metrics,
-            None if path.starts_with("/_railbridge/") || path == "/.well-known/jwks.json" => {
-                &state.builtin_metrics
-            }
+            None if builtin => &state.builtin_metrics,
             None => &state.no_route_metrics,
         };
         route_metrics.request(status, elapsed);
@@ -540,7 +538,7 @@ async fn proxy(
     // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
     let cache = rs.identity_cache.as_ref();
     let cookie = cache
-        .and(session_cookie_raw(req.headers(), session_config.key()))
+        .and_then(|_| session_cookie_raw(req.headers(), session_config.key()))
         .filter(|c| !c.is_empty());
     if let (Some(cache), Some(cookie)) = (cache, cookie) {
         if let Some(identity) = cache.get(cookie) {
@@ -685,13 +683,12 @@ async fn serve_on_workers(
     let mut next = 0;
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
-                    Ok(a) => a,
+            accepted = accept(&listener) => {
+                let Some((stream, peer)) = accepted else { continue };
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
                     Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tracing::warn!(error = %e, "cannot hand an accepted connection over");
                         continue;
                     }
                 };
@@ -743,13 +740,36 @@ enum Connections {
 
 impl Connections {
     /// The next connection; `None` once the acceptor has stopped.
-    async fn next(&mut self) -> Option<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> {
-        match self {
-            Connections::Listener(listener) => Some(listener.accept().await),
-            Connections::Handoff(handoff) => {
-                let (stream, peer) = handoff.recv().await?;
-                Some(tokio::net::TcpStream::from_std(stream).map(|s| (s, peer)))
+    async fn next(&mut self) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+        loop {
+            match self {
+                Connections::Listener(listener) => {
+                    if let Some(accepted) = accept(listener).await {
+                        return Some(accepted);
+                    }
+                }
+                Connections::Handoff(handoff) => {
+                    let (stream, peer) = handoff.recv().await?;
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => return Some((stream, peer)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot take over an accepted connection")
+                        }
+                    }
+                }
             }
+        }
+    }
+}
+
+/// Accepts a connection; on failure (EMFILE and friends) logs it and backs off instead of spinning.
+async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(accepted) => Some(accepted),
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
         }
     }
 }
@@ -779,16 +799,7 @@ async fn serve_on(
     loop {
         tokio::select! {
             accepted = connections.next() => {
-                let (stream, peer) = match accepted {
-                    None => break,
-                    Some(Ok(a)) => a,
-                    Some(Err(e)) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let Some((stream, peer)) = accepted else { break };
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
                 let service = hyper::service::service_fn(move |req| {

@@ -38,15 +38,10 @@ impl RouteMetrics {
     /// `railbridge_requests_total{route, status}` and `railbridge_request_duration_seconds{route}`.
     pub(crate) fn request(&self, status: StatusCode, elapsed: Duration) {
         let code = status.as_u16();
-        let counter = usize::from(code).checked_sub(100).and_then(|i| self.requests.get(i));
-        match counter {
-            Some(slot) => slot
-                .get_or_init(|| {
-                    metrics::counter!("railbridge_requests_total", "route" => self.route.clone(), "status" => code.to_string())
-                })
-                .increment(1),
-            None => metrics::counter!("railbridge_requests_total", "route" => self.route.clone(), "status" => code.to_string())
-                .increment(1),
+        let register = || metrics::counter!("railbridge_requests_total", "route" => self.route.clone(), "status" => code.to_string());
+        match usize::from(code).checked_sub(100).and_then(|i| self.requests.get(i)) {
+            Some(slot) => slot.get_or_init(register).increment(1),
+            None => register().increment(1),
         }
         self.duration
             .get_or_init(|| {

@@ -299,12 +299,7 @@ pub(crate) async fn touch(session: &Session, identity: &Identity) {
         return;
     };
     let now = now();
-    let name = match (&config.names, &config.source) {
-        (Some(names), IdentitySource::Warden { scope: own }) if own == scope => {
-            names.session.clone()
-        }
-        _ => warden::session_name(scope),
-    };
+    let name = warden::session_name(scope);
     session
         .update(|data| {
             let mut scoped = data.get(&name).and_then(Value::as_hash).cloned().unwrap_or_default();

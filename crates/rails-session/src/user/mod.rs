@@ -127,12 +127,6 @@ pub enum OnLoaderError {
 
 /// Resolves the current user of one user type.
 pub(crate) trait ResolveUser<U>: Send + Sync + 'static {
-    /// Whether the result is kept for the rest of the request. Loaders are memoized (one lookup per request, as
-    /// Warden does); reading the identity from the already-decoded session is cheaper than the memo itself.
-    fn memoized(&self) -> bool {
-        true
-    }
-
     fn resolve<'a>(
         &'a self,
         session: &'a Session,
@@ -214,10 +208,6 @@ impl<U: Send + Sync + 'static> ResolveAny for Primary<U> {
 struct IdentityResolver;
 
 impl ResolveUser<Identity> for IdentityResolver {
-    fn memoized(&self) -> bool {
-        false
-    }
-
     fn resolve<'a>(
         &'a self,
         session: &'a Session,
@@ -307,9 +297,6 @@ impl Session {
             .resolvers
             .get::<U>()
             .ok_or_else(|| AuthError::NoLoader(std::any::type_name::<U>()))?;
-        if !resolver.memoized() {
-            return resolver.resolve(self).await;
-        }
         let result = resolver.resolve(self).await;
         self.set_memo::<Memo<U>>(result.clone());
         result

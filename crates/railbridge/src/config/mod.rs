@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use http::HeaderName;
 use rails_session::SessionConfig;
 
@@ -250,8 +250,9 @@ pub(crate) enum Policy {
 /// Where a route goes.
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
-    pub(crate) scheme: Scheme,
     pub(crate) authority: Authority,
+    /// The `Host` header the upstream gets: the name, with the port unless it is 80.
+    pub(crate) host: http::HeaderValue,
     /// The URL's path without its trailing `/` (empty for the root).
     pub(crate) base_path: String,
 }

@@ -352,11 +352,15 @@ fn upstream(field: &str, url: &str) -> Result<Upstream, ConfigError> {
             format!("{url:?}: an upstream URL cannot have a query"),
         ));
     }
-    Ok(Upstream {
-        scheme: Scheme::HTTP,
-        authority,
-        base_path: uri.path().trim_end_matches('/').to_owned(),
-    })
+    // The `Host` an upstream gets (unless the route preserves the client's): its name, and the port unless 80.
+    let host = match authority.port_u16() {
+        Some(port) if port != 80 => authority.as_str().to_owned(),
+        _ => authority.host().to_owned(),
+    };
+    let host = http::HeaderValue::try_from(host).map_err(|_| {
+        ConfigError::invalid(field, format!("{url:?}: the host is not a valid Host header"))
+    })?;
+    Ok(Upstream { authority, host, base_path: uri.path().trim_end_matches('/').to_owned() })
 }
 
 fn parse_bool(field: &str, v: &str) -> Result<bool, ConfigError> {

@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 
 use super::error::ProxyError;
 use super::headers::{remove_cookie, strip_hop_by_hop, wants_upgrade};
-use super::router::upstream_uri;
+use super::pool::{Checkin, UpstreamPool};
+use super::router::upstream_path;
 use super::Body;
 use crate::config::Route;
 
@@ -26,12 +25,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// The upstream HTTP/1.1 client (keep-alive pool).
-pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
-
 /// One request's way to its upstream.
 pub(crate) struct Forward<'a> {
-    pub(crate) client: &'a UpstreamClient,
+    pub(crate) pool: &'a UpstreamPool,
     pub(crate) route: &'a Route,
     pub(crate) peer: SocketAddr,
     /// The peer is a trusted proxy: its `X-Forwarded-*` headers are kept and extended.
@@ -48,7 +44,7 @@ impl Forward<'_> {
     ) -> Result<Response<Body>, ProxyError> {
         let upgrade = wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let uri = upstream_uri(self.route, req.uri())?;
+        let path = upstream_path(self.route, req.uri())?;
         let host =
             req.headers().get(header::HOST).cloned().or_else(|| {
                 req.uri().authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok())
@@ -62,24 +58,22 @@ impl Forward<'_> {
             }
         }
         forwarded(headers, self.peer, self.trusted, host.as_ref());
-        headers.remove(header::HOST);
-        if self.route.preserve_host {
-            if let Some(h) = host {
-                headers.insert(header::HOST, h);
-            }
-        }
+        let upstream_host = match (self.route.preserve_host, host) {
+            (true, Some(h)) => h,
+            _ => self.route.upstream.host.clone(),
+        };
+        headers.insert(header::HOST, upstream_host);
         for (name, value) in identity {
             headers.insert(name.clone(), value.clone());
         }
-        parts.uri = uri;
+        parts.uri = http::Uri::from(path);
         parts.version = Version::HTTP_11;
         let request = Request::from_parts(parts, body);
-        let mut response =
-            match tokio::time::timeout(self.route.timeout, self.client.request(request)).await {
-                Err(_) => return Err(ProxyError::Timeout(self.route.timeout)),
-                Ok(Err(e)) => return Err(classify(&e)),
-                Ok(Ok(r)) => r,
-            };
+        let sent = self.pool.send(&self.route.upstream.authority, request);
+        let (mut response, checkin) = match tokio::time::timeout(self.route.timeout, sent).await {
+            Err(_) => return Err(ProxyError::Timeout(self.route.timeout)),
+            Ok(result) => result?,
+        };
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, response.status())
         {
@@ -110,21 +104,33 @@ impl Forward<'_> {
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
-        let body = IdleTimeout { inner: body, timeout: self.route.timeout, sleep: None };
+        let mut body =
+            UpstreamBody { inner: body, timeout: self.route.timeout, sleep: None, checkin };
+        body.check_end();
         Ok(Response::from_parts(parts, Body::new(body)))
     }
 }
 
 /// The response body as it streams from the upstream, failing (and so closing the client's connection) when the
 /// upstream sends nothing for `timeout` — nginx's `proxy_read_timeout`, with the route's `timeout`. A body that is
-/// already there never starts a timer.
-struct IdleTimeout {
+/// already there never starts a timer. Its end returns the upstream connection to the pool.
+struct UpstreamBody {
     inner: hyper::body::Incoming,
     timeout: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    checkin: Checkin,
 }
 
-impl http_body::Body for IdleTimeout {
+impl UpstreamBody {
+    /// Returns the connection as soon as the body has ended (for an empty body, before the first poll).
+    fn check_end(&mut self) {
+        if http_body::Body::is_end_stream(&self.inner) {
+            self.checkin.done();
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
     type Data = bytes::Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -138,6 +144,11 @@ impl http_body::Body for IdleTimeout {
                 // Data came: the next wait starts now (the timer, once made, is reused).
                 if let Some(sleep) = this.sleep.as_mut() {
                     sleep.as_mut().reset(tokio::time::Instant::now() + this.timeout);
+                }
+                match &frame {
+                    None => this.checkin.done(),
+                    Some(Ok(_)) => this.check_end(),
+                    Some(Err(_)) => {}
                 }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
@@ -157,21 +168,6 @@ impl http_body::Body for IdleTimeout {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    if e.is_connect() {
-        ProxyError::Connect(detail)
-    } else {
-        ProxyError::Upstream(detail)
     }
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod headers;
 pub(crate) mod identity;
+pub(crate) mod pool;
 pub(crate) mod router;
 pub(crate) mod telemetry;
 
@@ -26,8 +27,6 @@ use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -37,9 +36,10 @@ use tokio::net::TcpListener;
 use tower::{Layer as _, Service, ServiceExt as _};
 
 use self::error::{text, unauthorized, user_service_unavailable, ProxyError};
-use self::forward::{Forward, UpstreamClient};
+use self::forward::Forward;
 use self::headers::{session_cookie_raw, strip_identity};
 use self::identity::{IdentityHeaders, Outcome};
+use self::pool::{PoolSettings, UpstreamPool};
 use self::router::{check_path, RouteState, Router};
 use self::telemetry::RouteMetrics;
 use crate::config::{Config, Policy, Route, Upstream};
@@ -124,8 +124,8 @@ impl State {
                 name: "forward-auth".into(),
                 prefix: "/_railbridge/auth".into(),
                 upstream: Upstream {
-                    scheme: http::uri::Scheme::HTTP,
                     authority: http::uri::Authority::from_static("localhost"),
+                    host: HeaderValue::from_static("localhost"),
                     base_path: String::new(),
                 },
                 policy: Policy::SignedIn,
@@ -158,15 +158,20 @@ impl State {
         }
     }
 
-    /// This thread's upstream client (keep-alive pool) for this configuration. Each worker thread has its own, so
-    /// a pooled connection is driven by the thread whose requests use it: no wake-ups across threads.
-    fn client(&self) -> UpstreamClient {
-        CLIENT.with_borrow_mut(|slot| match slot {
-            Some((generation, client)) if *generation == self.generation => client.clone(),
+    /// This thread's upstream keep-alive pool for this configuration. Each worker thread has its own, so a pooled
+    /// connection is driven by the thread whose requests use it: no wake-ups across threads.
+    fn pool(&self) -> UpstreamPool {
+        POOL.with_borrow_mut(|slot| match slot {
+            Some((generation, pool)) if *generation == self.generation => pool.clone(),
             _ => {
-                let client = upstream_client(&self.config.server);
-                *slot = Some((self.generation, client.clone()));
-                client
+                let server = &self.config.server;
+                let pool = UpstreamPool::new(PoolSettings {
+                    connect_timeout: server.connect_timeout,
+                    idle_timeout: server.pool_idle_timeout,
+                    max_idle_per_host: server.pool_max_idle_per_host,
+                });
+                *slot = Some((self.generation, pool.clone()));
+                pool
             }
         })
     }
@@ -180,25 +185,12 @@ impl State {
     }
 }
 
-/// Numbers the configurations (see [`State::client`]).
+/// Numbers the configurations (see [`State::pool`]).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// The thread's upstream client and the configuration generation it belongs to.
-    static CLIENT: RefCell<Option<(u64, UpstreamClient)>> = const { RefCell::new(None) };
-}
-
-fn upstream_client(server: &crate::config::ServerConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(server.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(server.pool_idle_timeout)
-        .pool_max_idle_per_host(server.pool_max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
+    /// The thread's upstream pool and the configuration generation it belongs to.
+    static POOL: RefCell<Option<(u64, UpstreamPool)>> = const { RefCell::new(None) };
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -491,9 +483,9 @@ async fn send(
     peer: SocketAddr,
     identity: &[(http::HeaderName, HeaderValue)],
 ) -> Response<Body> {
-    let client = state.client();
+    let pool = state.pool();
     let forward = Forward {
-        client: &client,
+        pool: &pool,
         route,
         peer,
         trusted: state.trusted(peer),

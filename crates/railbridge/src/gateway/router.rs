@@ -78,7 +78,12 @@ pub(crate) fn check_path(path: &str) -> Result<(), ProxyError> {
 }
 
 /// The upstream URI of a request: the route's rewrite applied, under the upstream's base path, query kept.
-pub(crate) fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, ProxyError> {
+pub(crate) fn upstream_path(route: &Route, uri: &Uri) -> Result<PathAndQuery, ProxyError> {
+    let base = &route.upstream.base_path;
+    if route.rewrite.is_none() && base.is_empty() {
+        // The common case: the path goes on as it came (already checked by `check_path`).
+        return Ok(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    }
     let path = uri.path();
     let rewritten: std::borrow::Cow<'_, str> = match &route.rewrite {
         None => path.into(),
@@ -97,7 +102,6 @@ pub(crate) fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, ProxyError> 
             }
         }
     };
-    let base = &route.upstream.base_path;
     let mut pq = String::with_capacity(
         base.len() + rewritten.len() + uri.query().map_or(0, |q| q.len() + 1),
     );
@@ -107,13 +111,7 @@ pub(crate) fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, ProxyError> 
         pq.push('?');
         pq.push_str(q);
     }
-    let pq = PathAndQuery::try_from(pq).map_err(|_| ProxyError::BadRequest("invalid path"))?;
-    Uri::builder()
-        .scheme(route.upstream.scheme.clone())
-        .authority(route.upstream.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| ProxyError::Internal("could not build the upstream URI".into()))
+    PathAndQuery::try_from(pq).map_err(|_| ProxyError::BadRequest("invalid path"))
 }
 
 #[cfg(test)]
@@ -128,8 +126,8 @@ mod tests {
             name: prefix.into(),
             prefix: prefix.into(),
             upstream: Upstream {
-                scheme: u.scheme().unwrap().clone(),
                 authority: u.authority().unwrap().clone(),
+                host: http::HeaderValue::from_str(u.host().unwrap()).unwrap(),
                 base_path: u.path().trim_end_matches('/').into(),
             },
             policy: Policy::SignedIn,
@@ -176,15 +174,15 @@ mod tests {
     fn rewriting_and_base_paths() {
         let uri = |s: &str| s.parse::<Uri>().unwrap();
         let r = route("/api", "http://127.0.0.1:9/v1/", Some("/"));
-        assert_eq!(
-            upstream_uri(&r, &uri("/api/users?x=1")).unwrap(),
-            "http://127.0.0.1:9/v1/users?x=1"
-        );
-        assert_eq!(upstream_uri(&r, &uri("/api")).unwrap(), "http://127.0.0.1:9/v1/");
+        assert_eq!(upstream_path(&r, &uri("/api/users?x=1")).unwrap(), "/v1/users?x=1");
+        assert_eq!(upstream_path(&r, &uri("/api")).unwrap(), "/v1/");
         let r = route("/api", "http://h", None);
-        assert_eq!(upstream_uri(&r, &uri("/api/users")).unwrap(), "http://h/api/users");
+        assert_eq!(upstream_path(&r, &uri("/api/users?q=%20")).unwrap(), "/api/users?q=%20");
+        assert_eq!(upstream_path(&r, &uri("http://app.test")).unwrap(), "/");
         let r = route("/old", "http://h", Some("/new"));
-        assert_eq!(upstream_uri(&r, &uri("/old/a")).unwrap(), "http://h/new/a");
+        assert_eq!(upstream_path(&r, &uri("/old/a")).unwrap(), "/new/a");
+        let r = route("/", "http://h/base", Some("/"));
+        assert_eq!(upstream_path(&r, &uri("/x?y")).unwrap(), "/base/x?y");
     }
 
     #[test]

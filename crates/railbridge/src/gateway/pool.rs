@@ -1,0 +1,446 @@
+//! The upstream keep-alive pool: idle HTTP/1.1 connections per upstream, one pool per worker thread.
+//!
+//! Built on hyper's connection API (`hyper::client::conn::http1`) rather than hyper-util's pooled client, which
+//! costs more on every request than this gateway needs: it spawns a task per request to put the connection back
+//! once it is ready again, hashes the upstream's name (SipHash) on every checkout, and shares one pool between
+//! threads. Here a worker's requests only ever use the worker's own connections, a connection goes back to the
+//! pool the moment its response body ends (see [`Checkin`]), and nothing is spawned per request. Measured with
+//! `scripts/bench-gateway`: see the README's figures.
+//!
+//! Idle connections are closed after `pool_idle_timeout` (between one and one and a half times it: a sweeper
+//! ticks every half period, so checking a connection in needs no clock), and at most `pool_max_idle_per_host`
+//! are kept per upstream. A connection the upstream closed while idle is noticed before use and dropped; a
+//! request the dispatcher gives back unsent (the connection closed just then) is sent on another connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use super::error::ProxyError;
+use super::Body;
+
+/// Settings of a pool (from `[server]`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolSettings {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_idle_per_host: usize,
+}
+
+/// One worker's keep-alive connections to every upstream.
+#[derive(Clone)]
+pub(crate) struct UpstreamPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: PoolSettings,
+    /// Idle connections by upstream (a handful of upstreams: a list beats hashing the name).
+    idle: Mutex<Vec<HostIdle>>,
+    /// Sweeper ticks so far; an idle connection remembers the tick it was checked in at.
+    tick: AtomicU64,
+}
+
+struct HostIdle {
+    authority: Authority,
+    /// Most recently used last: the warmest connection is taken first, the coldest are the ones that time out.
+    connections: Vec<Idle>,
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    tick: u64,
+}
+
+/// Ticks an idle connection survives: checked in during tick `t`, it is closed at the sweep that makes the count
+/// `t + 3`, i.e. after between two and three half periods.
+const IDLE_TICKS: u64 = 3;
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamPool {
+    /// A pool whose idle connections are swept by a task on the current Tokio runtime (the worker's), which ends
+    /// when the pool is dropped.
+    pub(crate) fn new(settings: PoolSettings) -> UpstreamPool {
+        let shared =
+            Arc::new(Shared { settings, idle: Mutex::new(Vec::new()), tick: AtomicU64::new(0) });
+        let weak = Arc::downgrade(&shared);
+        let period = (settings.idle_timeout / 2).max(Duration::from_millis(50));
+        tokio::spawn(sweep(weak, period));
+        UpstreamPool { shared }
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) to `upstream` on an idle connection, or on a new one. The
+    /// response's [`Checkin`] must travel with its body: it returns the connection when the body has ended.
+    pub(crate) async fn send(
+        &self,
+        upstream: &Authority,
+        mut req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Checkin), ProxyError> {
+        while let Some(mut sender) = self.take_idle(upstream) {
+            // Waits only for a connection still finishing its previous response; fails for a closed one.
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(response) => return Ok(self.checkin(upstream, response, sender)),
+                Err(mut e) => match e.take_message() {
+                    // Not sent: the connection closed in the meantime. Another one gets it.
+                    Some(unsent) => req = unsent,
+                    None => return Err(upstream_error(&e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect(upstream).await?;
+        sender.ready().await.map_err(|e| ProxyError::Connect(chain(&e)))?;
+        let response = sender.send_request(req).await.map_err(|e| upstream_error(&e))?;
+        Ok(self.checkin(upstream, response, sender))
+    }
+
+    fn checkin(
+        &self,
+        upstream: &Authority,
+        response: Response<Incoming>,
+        sender: SendRequest<Body>,
+    ) -> (Response<Incoming>, Checkin) {
+        // A connection switched to another protocol (WebSocket) is no longer HTTP: never pooled.
+        let reusable = response.status() != http::StatusCode::SWITCHING_PROTOCOLS;
+        let checkin =
+            Checkin { slot: reusable.then(|| (sender, self.shared.clone(), upstream.clone())) };
+        (response, checkin)
+    }
+
+    fn take_idle(&self, upstream: &Authority) -> Option<SendRequest<Body>> {
+        let mut idle = self.shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let host = idle.iter_mut().find(|h| h.authority == *upstream)?;
+        while let Some(conn) = host.connections.pop() {
+            if !conn.sender.is_closed() {
+                return Some(conn.sender);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, upstream: &Authority) -> Result<SendRequest<Body>, ProxyError> {
+        let host = upstream.host().trim_start_matches('[').trim_end_matches(']');
+        let port = upstream.port_u16().unwrap_or(80);
+        let timeout = self.shared.settings.connect_timeout;
+        let stream = match tokio::time::timeout(timeout, tcp_connect(host, port)).await {
+            Err(_) => {
+                return Err(ProxyError::Connect(format!(
+                    "connect to {upstream} timed out after {timeout:?}"
+                )))
+            }
+            Ok(Err(e)) => return Err(ProxyError::Connect(format!("connect to {upstream}: {e}"))),
+            Ok(Ok(stream)) => stream,
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProxyError::Connect(chain(&e)))?;
+        let authority = upstream.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(upstream = %authority, error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// The first address of `host` that accepts a connection.
+async fn tcp_connect(host: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
+}
+
+/// Closes connections idle for too long, every `period`, until the pool is gone.
+async fn sweep(pool: Weak<Shared>, period: Duration) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let Some(shared) = pool.upgrade() else { return };
+        let now = shared.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut idle = shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        for host in idle.iter_mut() {
+            host.connections.retain(|c| now - c.tick < IDLE_TICKS && !c.sender.is_closed());
+        }
+        idle.retain(|h| !h.connections.is_empty());
+    }
+}
+
+/// Returns a connection to its pool once the response body on it has ended; dropped before that (a client that
+/// went away mid-body), the connection is closed instead, as its remaining bytes would be in the way.
+pub(crate) struct Checkin {
+    slot: Option<(SendRequest<Body>, Arc<Shared>, Authority)>,
+}
+
+impl std::fmt::Debug for Checkin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkin").field("pending", &self.slot.is_some()).finish()
+    }
+}
+
+impl Checkin {
+    /// The response body ended: the connection can carry the next request.
+    pub(crate) fn done(&mut self) {
+        let Some((sender, shared, authority)) = self.slot.take() else { return };
+        let max = shared.settings.max_idle_per_host;
+        let tick = shared.tick.load(Ordering::Relaxed);
+        let mut idle = shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let host = match idle.iter().position(|h| h.authority == authority) {
+            Some(i) => &mut idle[i],
+            None => {
+                idle.push(HostIdle { authority, connections: Vec::new() });
+                let last = idle.len() - 1;
+                &mut idle[last]
+            }
+        };
+        if host.connections.len() < max {
+            host.connections.push(Idle { sender, tick });
+        }
+    }
+}
+
+fn upstream_error(e: &hyper::Error) -> ProxyError {
+    ProxyError::Upstream(chain(e))
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(e: &hyper::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt as _, Full};
+
+    use super::*;
+
+    /// Connections an upstream accepted and saw end.
+    #[derive(Default)]
+    struct Counts {
+        accepted: AtomicUsize,
+        closed: AtomicUsize,
+    }
+
+    impl Counts {
+        fn get(&self) -> (usize, usize) {
+            (self.accepted.load(Ordering::SeqCst), self.closed.load(Ordering::SeqCst))
+        }
+    }
+
+    /// An HTTP/1.1 upstream answering `body` (with `Connection: close` when `close`), counting its connections.
+    async fn upstream(body: &'static str, close: bool) -> (Authority, Arc<Counts>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let counts = Arc::new(Counts::default());
+        let c = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                c.accepted.fetch_add(1, Ordering::SeqCst);
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req| async move {
+                        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                        if close {
+                            r.headers_mut().insert(
+                                http::header::CONNECTION,
+                                http::HeaderValue::from_static("close"),
+                            );
+                        }
+                        Ok::<_, Infallible>(r)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    c.closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (authority, counts)
+    }
+
+    fn pool(idle_timeout: Duration, max_idle_per_host: usize) -> UpstreamPool {
+        UpstreamPool::new(PoolSettings {
+            connect_timeout: Duration::from_secs(2),
+            idle_timeout,
+            max_idle_per_host,
+        })
+    }
+
+    fn request(upstream: &Authority) -> Request<Body> {
+        Request::get("/x")
+            .header(http::header::HOST, upstream.as_str())
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    /// Reads a response to its end and checks the connection in, as the gateway's response body does.
+    async fn read(response: Response<Incoming>, mut checkin: Checkin) -> Bytes {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        checkin.done();
+        body
+    }
+
+    /// Lets the connection tasks run (a closed connection's end is seen on the next turn of the event loop).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_share_one_connection() {
+        let (up, counts) = upstream("ok", false).await;
+        let pool = pool(Duration::from_secs(60), 8);
+        for _ in 0..5 {
+            let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+            assert_eq!(read(response, checkin).await, "ok");
+        }
+        assert_eq!(counts.get(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_body_left_unread_closes_its_connection() {
+        let (up, counts) = upstream("a body nobody reads", false).await;
+        let pool = pool(Duration::from_secs(60), 8);
+        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+        drop((response, checkin));
+        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+        assert_eq!(read(response, checkin).await, "a body nobody reads");
+        settle().await;
+        assert_eq!(counts.get(), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closes_is_not_reused() {
+        let (up, counts) = upstream("bye", true).await;
+        let pool = pool(Duration::from_secs(60), 8);
+        for _ in 0..3 {
+            let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+            assert_eq!(read(response, checkin).await, "bye");
+            settle().await;
+        }
+        assert_eq!(counts.get(), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn idle_connections_close_after_the_idle_timeout() {
+        let (up, counts) = upstream("ok", false).await;
+        let pool = pool(Duration::from_millis(100), 8);
+        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+        read(response, checkin).await;
+        settle().await;
+        assert_eq!(counts.get(), (1, 0), "kept while fresh");
+        // Closed after between one and one and a half idle timeouts (plus the sweeper's first tick).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(counts.get(), (1, 1));
+        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+        assert_eq!(read(response, checkin).await, "ok");
+        assert_eq!(counts.get().0, 2);
+    }
+
+    #[tokio::test]
+    async fn at_most_max_idle_connections_are_kept_per_upstream() {
+        let (up, counts) = upstream("ok", false).await;
+        let pool = pool(Duration::from_secs(60), 1);
+        let (first, second) =
+            tokio::join!(pool.send(&up, request(&up)), pool.send(&up, request(&up)));
+        let ((r1, c1), (r2, c2)) = (first.unwrap(), second.unwrap());
+        read(r1, c1).await;
+        read(r2, c2).await;
+        settle().await;
+        assert_eq!(counts.get(), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        drop(listener);
+        let pool = pool(Duration::from_secs(60), 8);
+        let e = pool.send(&up, request(&up)).await.unwrap_err();
+        assert!(
+            matches!(e, ProxyError::Connect(ref d) if d.contains("connect to 127.0.0.1:")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_the_pool_stops_its_sweeper_and_closes_idle_connections() {
+        let (up, counts) = upstream("ok", false).await;
+        let pool = pool(Duration::from_millis(100), 8);
+        let weak = Arc::downgrade(&pool.shared);
+        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+        read(response, checkin).await;
+        drop(pool);
+        settle().await;
+        assert!(weak.upgrade().is_none());
+        assert_eq!(counts.get(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_gateways_response_body_returns_the_connection_at_its_end() {
+        let (up, counts) = upstream("through the gateway", false).await;
+        let route = crate::config::Route {
+            name: "r".into(),
+            prefix: "/".into(),
+            upstream: crate::config::Upstream {
+                authority: up.clone(),
+                host: http::HeaderValue::from_str(up.as_str()).unwrap(),
+                base_path: String::new(),
+            },
+            policy: crate::config::Policy::Public,
+            rewrite: None,
+            forward_session_cookie: false,
+            preserve_host: false,
+            assertion: false,
+            timeout: Duration::from_secs(5),
+        };
+        let pool = pool(Duration::from_secs(60), 8);
+        let forward = super::super::forward::Forward {
+            pool: &pool,
+            route: &route,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            trusted: false,
+            cookie_name: None,
+        };
+        for _ in 0..3 {
+            let response = forward.send(request(&up), &[]).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "through the gateway");
+        }
+        assert_eq!(counts.get(), (1, 0));
+    }
+}

@@ -42,6 +42,21 @@
 //! # }
 //! ```
 //!
+//! `Router::layer` wraps (and boxes) every route. For the least work per request, wrap the whole router instead —
+//! one wrapper for the app, four allocations fewer per request, the same behaviour:
+//!
+//! ```no_run
+//! # use axum::{routing::get, Router};
+//! # use rails_session::{SessionConfig, SessionLayer};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use tower::Layer as _;
+//! let app = Router::new().route("/", get(|| async { "hello" }));
+//! let app = SessionLayer::new(SessionConfig::from_env()?).layer(app);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+//! axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Complete runnable versions, with CSRF, CORS and the User API: `examples/api.rs` (axum) and
 //! `examples/api_actix.rs` (actix-web).
 //!

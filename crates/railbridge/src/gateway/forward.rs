@@ -25,11 +25,27 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
+/// The client at the other end of a connection, with its address as `X-Forwarded-For` gives it (formatted once
+/// per connection rather than per request).
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    pub(crate) addr: SocketAddr,
+    ip: HeaderValue,
+}
+
+impl Peer {
+    pub(crate) fn new(addr: SocketAddr) -> Peer {
+        let ip = HeaderValue::try_from(addr.ip().to_canonical().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Peer { addr, ip }
+    }
+}
+
 /// One request's way to its upstream.
 pub(crate) struct Forward<'a> {
     pub(crate) pool: &'a UpstreamPool,
     pub(crate) route: &'a Route,
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: &'a Peer,
     /// The peer is a trusted proxy: its `X-Forwarded-*` headers are kept and extended.
     pub(crate) trusted: bool,
     /// The session cookie's name, withheld unless the route forwards it.
@@ -174,8 +190,7 @@ impl http_body::Body for UpstreamBody {
 /// `X-Forwarded-For` (the peer appended to a trusted proxy's list, or alone), `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` (a trusted proxy's kept, otherwise ours). From an untrusted peer, `Forwarded` and
 /// `X-Real-IP` are dropped too.
-fn forwarded(headers: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Option<&HeaderValue>) {
-    let ip = peer.ip().to_canonical().to_string();
+fn forwarded(headers: &mut HeaderMap, peer: &Peer, trusted: bool, host: Option<&HeaderValue>) {
     let mut chain = String::new();
     if trusted {
         for v in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
@@ -188,12 +203,14 @@ fn forwarded(headers: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Opt
         headers.remove(header::FORWARDED);
         headers.remove(X_REAL_IP);
     }
-    if !chain.is_empty() {
+    let value = if chain.is_empty() {
+        Ok(peer.ip.clone())
+    } else {
         chain.push_str(", ");
-    }
-    chain.push_str(&ip);
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::try_from(chain) {
+        chain.push_str(peer.ip.to_str().unwrap_or("unknown"));
+        HeaderValue::try_from(chain)
+    };
+    if let Ok(v) = value {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -211,8 +228,8 @@ fn forwarded(headers: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Opt
 mod tests {
     use super::*;
 
-    fn peer() -> SocketAddr {
-        "10.0.0.7:5555".parse().unwrap()
+    fn peer() -> Peer {
+        Peer::new("10.0.0.7:5555".parse().unwrap())
     }
 
     #[test]
@@ -222,7 +239,7 @@ mod tests {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         h.insert(X_FORWARDED_HOST, HeaderValue::from_static("evil.test"));
         h.insert(header::FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
-        forwarded(&mut h, peer(), false, Some(&HeaderValue::from_static("app.test")));
+        forwarded(&mut h, &peer(), false, Some(&HeaderValue::from_static("app.test")));
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "app.test");
@@ -235,12 +252,12 @@ mod tests {
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("5.6.7.8"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        forwarded(&mut h, peer(), true, Some(&HeaderValue::from_static("app.test")));
+        forwarded(&mut h, &peer(), true, Some(&HeaderValue::from_static("app.test")));
         assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 5.6.7.8, 10.0.0.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "app.test");
         let mut h = HeaderMap::new();
-        forwarded(&mut h, "[::ffff:127.0.0.1]:1".parse().unwrap(), true, None);
+        forwarded(&mut h, &Peer::new("[::ffff:127.0.0.1]:1".parse().unwrap()), true, None);
         assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
     }
 }

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tower::{Layer as _, Service, ServiceExt as _};
 
 use self::error::{text, unauthorized, user_service_unavailable, ProxyError};
-use self::forward::Forward;
+use self::forward::{Forward, Peer};
 use self::headers::{session_cookie_raw, strip_identity};
 use self::identity::{IdentityHeaders, Outcome};
 use self::pool::{PoolSettings, UpstreamPool};
@@ -176,8 +176,8 @@ impl State {
         })
     }
 
-    fn trusted(&self, peer: SocketAddr) -> bool {
-        self.config.server.trusted_proxies.iter().any(|c| c.contains(peer.ip()))
+    fn trusted(&self, peer: &Peer) -> bool {
+        self.config.server.trusted_proxies.iter().any(|c| c.contains(peer.addr.ip()))
     }
 
     fn cookie_name(&self) -> Option<&str> {
@@ -257,7 +257,7 @@ impl Gateway {
     }
 
     /// Answers one request from `peer`.
-    pub(crate) async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let started = Instant::now();
         let state = self.shared.state.load_full();
         let req = req.map(Body::new);
@@ -302,7 +302,7 @@ impl Gateway {
         &self,
         state: &Arc<State>,
         req: Request<Body>,
-        peer: SocketAddr,
+        peer: &Peer,
         path: &str,
     ) -> Response<Body> {
         if path == "/_railbridge/auth" || path.starts_with("/_railbridge/auth/") {
@@ -318,7 +318,7 @@ impl Gateway {
             }
             "/_railbridge/ready" => text(StatusCode::OK, "ready\n"),
             "/_railbridge/metrics" => {
-                let allowed = peer.ip().to_canonical().is_loopback() || state.trusted(peer);
+                let allowed = peer.addr.ip().to_canonical().is_loopback() || state.trusted(peer);
                 if !allowed {
                     return ProxyError::NoRoute.into_response();
                 }
@@ -364,7 +364,7 @@ enum Mode {
 async fn forward_auth(
     state: &Arc<State>,
     req: Request<Body>,
-    peer: SocketAddr,
+    peer: &Peer,
     path: &str,
 ) -> Response<Body> {
     let header_uri = ["x-forwarded-uri", "x-original-uri"]
@@ -393,7 +393,7 @@ struct RouteHandler {
     state: Arc<State>,
     route: Arc<RouteState>,
     policy: Policy,
-    peer: SocketAddr,
+    peer: Peer,
     mode: Mode,
 }
 
@@ -456,7 +456,7 @@ impl RouteHandler {
         let cacheable = who.is_some() && !session.is_changed();
         let mut response = match self.mode {
             Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
-            Mode::Proxy => send(state, &self.route.route, req, self.peer, &identity).await,
+            Mode::Proxy => send(state, &self.route.route, req, &self.peer, &identity).await,
         };
         let upstream_session_cookies = session_cookies(response.headers(), settings.cookie_name());
         response
@@ -480,7 +480,7 @@ async fn send(
     state: &State,
     route: &Route,
     req: Request<Body>,
-    peer: SocketAddr,
+    peer: &Peer,
     identity: &[(http::HeaderName, HeaderValue)],
 ) -> Response<Body> {
     let pool = state.pool();
@@ -506,7 +506,7 @@ async fn proxy(
     state: &Arc<State>,
     rs: &Arc<RouteState>,
     mut req: Request<Body>,
-    peer: SocketAddr,
+    peer: &Peer,
     path: &str,
     mode: Mode,
 ) -> Response<Body> {
@@ -542,7 +542,8 @@ async fn proxy(
         }
     }
     let cache_key = cookie.map(str::to_owned);
-    let handler = RouteHandler { state: state.clone(), route: rs.clone(), policy, peer, mode };
+    let handler =
+        RouteHandler { state: state.clone(), route: rs.clone(), policy, peer: peer.clone(), mode };
     let service = SessionLayer::from_arc(session_config.clone()).layer(handler);
     let mut response = match service.oneshot(req).await {
         Ok(r) => r,
@@ -794,9 +795,10 @@ async fn serve_on(
                 let Some((stream, peer)) = accepted else { break };
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
+                let client = Peer::new(peer);
                 let service = hyper::service::service_fn(move |req| {
-                    let gw = gw.clone();
-                    async move { Ok::<_, Infallible>(gw.handle(req, peer).await) }
+                    let (gw, client) = (gw.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(gw.handle(req, &client).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);

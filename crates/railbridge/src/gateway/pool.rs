@@ -429,10 +429,11 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         let pool = pool(Duration::from_secs(60), 8);
+        let peer = super::super::forward::Peer::new("127.0.0.1:1".parse().unwrap());
         let forward = super::super::forward::Forward {
             pool: &pool,
             route: &route,
-            peer: "127.0.0.1:1".parse().unwrap(),
+            peer: &peer,
             trusted: false,
             cookie_name: None,
         };

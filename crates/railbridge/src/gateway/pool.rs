@@ -9,11 +9,13 @@
 //!
 //! Idle connections are closed after `pool_idle_timeout` (between one and one and a half times it: a sweeper
 //! ticks every half period, so checking a connection in needs no clock), and at most `pool_max_idle_per_host`
-//! are kept per upstream. A connection the upstream closed while idle is noticed before use and dropped; a
-//! request the dispatcher gives back unsent (the connection closed just then) is sent on another connection.
+//! are kept per upstream. A connection the upstream closed while idle is noticed before use and dropped; one not
+//! ready yet is left for later rather than waited for; a request the dispatcher gives back unsent (the connection
+//! closed just then) is sent on a new connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -89,15 +91,26 @@ impl UpstreamPool {
         upstream: &Authority,
         mut req: Request<Body>,
     ) -> Result<(Response<Incoming>, Checkin), ProxyError> {
+        // Connections not ready yet (still sending the body of a request the upstream already answered) are not
+        // waited for: this request takes another one, and they go back to the pool.
+        let mut busy = Vec::new();
+        let mut sent = None;
         while let Some(mut sender) = self.take_idle(upstream) {
-            // Waits only for a connection still finishing its previous response; fails for a closed one.
-            if sender.ready().await.is_err() {
-                continue;
+            match std::future::poll_fn(|cx| Poll::Ready(sender.poll_ready(cx))).await {
+                Poll::Ready(Ok(())) => {
+                    sent = Some(sender);
+                    break;
+                }
+                Poll::Ready(Err(_)) => {} // closed
+                Poll::Pending => busy.push(sender),
             }
+        }
+        self.put_back(upstream, busy);
+        if let Some(mut sender) = sent {
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok(self.checkin(upstream, response, sender)),
                 Err(mut e) => match e.take_message() {
-                    // Not sent: the connection closed in the meantime. Another one gets it.
+                    // Not sent: the connection closed in the meantime. A new one gets it.
                     Some(unsent) => req = unsent,
                     None => return Err(upstream_error(&e.into_error())),
                 },
@@ -120,6 +133,12 @@ impl UpstreamPool {
         let checkin =
             Checkin { slot: reusable.then(|| (sender, self.shared.clone(), upstream.clone())) };
         (response, checkin)
+    }
+
+    fn put_back(&self, upstream: &Authority, senders: Vec<SendRequest<Body>>) {
+        for sender in senders {
+            Checkin { slot: Some((sender, self.shared.clone(), upstream.clone())) }.done();
+        }
     }
 
     fn take_idle(&self, upstream: &Authority) -> Option<SendRequest<Body>> {
@@ -443,5 +462,27 @@ mod tests {
             assert_eq!(body, "through the gateway");
         }
         assert_eq!(counts.get(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_sending_a_request_body_is_not_waited_for() {
+        let (up, counts) = upstream("answered early", false).await;
+        let pool = pool(Duration::from_secs(60), 8);
+        // The upstream answers without reading the body; the client never finishes sending it.
+        let endless =
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
+        let first = Request::post("/upload")
+            .header(http::header::HOST, up.as_str())
+            .header(http::header::TRANSFER_ENCODING, "chunked")
+            .body(endless)
+            .unwrap();
+        let (response, checkin) = pool.send(&up, first).await.unwrap();
+        assert_eq!(read(response, checkin).await, "answered early");
+        let second = tokio::time::timeout(Duration::from_secs(2), pool.send(&up, request(&up)))
+            .await
+            .expect("the second request must not wait for the first one's body");
+        let (response, checkin) = second.unwrap();
+        assert_eq!(read(response, checkin).await, "answered early");
+        assert_eq!(counts.get().0, 2);
     }
 }

@@ -135,9 +135,20 @@ impl UpstreamPool {
         (response, checkin)
     }
 
+    /// Returns connections that were not ready to the bottom of the idle stack, so that the next requests try the
+    /// ready ones first.
     fn put_back(&self, upstream: &Authority, senders: Vec<SendRequest<Body>>) {
+        if senders.is_empty() {
+            return;
+        }
+        let tick = self.shared.tick.load(Ordering::Relaxed);
+        let max = self.shared.settings.max_idle_per_host;
+        let mut idle = self.shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let host = host_entry(&mut idle, upstream);
         for sender in senders {
-            Checkin { slot: Some((sender, self.shared.clone(), upstream.clone())) }.done();
+            if host.connections.len() < max {
+                host.connections.insert(0, Idle { sender, tick });
+            }
         }
     }
 
@@ -228,16 +239,21 @@ impl Checkin {
         let max = shared.settings.max_idle_per_host;
         let tick = shared.tick.load(Ordering::Relaxed);
         let mut idle = shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let host = match idle.iter().position(|h| h.authority == authority) {
-            Some(i) => &mut idle[i],
-            None => {
-                idle.push(HostIdle { authority, connections: Vec::new() });
-                let last = idle.len() - 1;
-                &mut idle[last]
-            }
-        };
+        let host = host_entry(&mut idle, &authority);
         if host.connections.len() < max {
             host.connections.push(Idle { sender, tick });
+        }
+    }
+}
+
+/// The idle list of `authority`, made if there is none.
+fn host_entry<'a>(idle: &'a mut Vec<HostIdle>, authority: &Authority) -> &'a mut HostIdle {
+    match idle.iter().position(|h| h.authority == *authority) {
+        Some(i) => &mut idle[i],
+        None => {
+            idle.push(HostIdle { authority: authority.clone(), connections: Vec::new() });
+            let last = idle.len() - 1;
+            &mut idle[last]
         }
     }
 }

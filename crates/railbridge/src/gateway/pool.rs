@@ -350,6 +350,12 @@ mod tests {
         body
     }
 
+    /// One GET read to its end.
+    async fn get(pool: &UpstreamPool, up: &Authority) -> Bytes {
+        let (response, checkin) = pool.send(up, request(up)).await.unwrap();
+        read(response, checkin).await
+    }
+
     /// Lets the connection tasks run (a closed connection's end is seen on the next turn of the event loop).
     async fn settle() {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -360,8 +366,7 @@ mod tests {
         let (up, counts) = upstream("ok", false).await;
         let pool = pool(Duration::from_secs(60), 8);
         for _ in 0..5 {
-            let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
-            assert_eq!(read(response, checkin).await, "ok");
+            assert_eq!(get(&pool, &up).await, "ok");
         }
         assert_eq!(counts.get(), (1, 0));
     }
@@ -372,8 +377,7 @@ mod tests {
         let pool = pool(Duration::from_secs(60), 8);
         let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
         drop((response, checkin));
-        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
-        assert_eq!(read(response, checkin).await, "a body nobody reads");
+        assert_eq!(get(&pool, &up).await, "a body nobody reads");
         settle().await;
         assert_eq!(counts.get(), (2, 1));
     }
@@ -383,8 +387,7 @@ mod tests {
         let (up, counts) = upstream("bye", true).await;
         let pool = pool(Duration::from_secs(60), 8);
         for _ in 0..3 {
-            let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
-            assert_eq!(read(response, checkin).await, "bye");
+            assert_eq!(get(&pool, &up).await, "bye");
             settle().await;
         }
         assert_eq!(counts.get(), (3, 3));
@@ -394,15 +397,13 @@ mod tests {
     async fn idle_connections_close_after_the_idle_timeout() {
         let (up, counts) = upstream("ok", false).await;
         let pool = pool(Duration::from_millis(100), 8);
-        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
-        read(response, checkin).await;
+        get(&pool, &up).await;
         settle().await;
         assert_eq!(counts.get(), (1, 0), "kept while fresh");
         // Closed after between one and one and a half idle timeouts (plus the sweeper's first tick).
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(counts.get(), (1, 1));
-        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
-        assert_eq!(read(response, checkin).await, "ok");
+        assert_eq!(get(&pool, &up).await, "ok");
         assert_eq!(counts.get().0, 2);
     }
 
@@ -437,8 +438,7 @@ mod tests {
         let (up, counts) = upstream("ok", false).await;
         let pool = pool(Duration::from_millis(100), 8);
         let weak = Arc::downgrade(&pool.shared);
-        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
-        read(response, checkin).await;
+        get(&pool, &up).await;
         drop(pool);
         settle().await;
         assert!(weak.upgrade().is_none());

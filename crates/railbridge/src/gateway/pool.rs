@@ -138,17 +138,8 @@ impl UpstreamPool {
     /// Returns connections that were not ready to the bottom of the idle stack, so that the next requests try the
     /// ready ones first.
     fn put_back(&self, upstream: &Authority, senders: Vec<SendRequest<Body>>) {
-        if senders.is_empty() {
-            return;
-        }
-        let tick = self.shared.tick.load(Ordering::Relaxed);
-        let max = self.shared.settings.max_idle_per_host;
-        let mut idle = self.shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let host = host_entry(&mut idle, upstream);
-        for sender in senders {
-            if host.connections.len() < max {
-                host.connections.insert(0, Idle { sender, tick });
-            }
+        if !senders.is_empty() {
+            self.shared.keep(upstream, senders, End::Cold);
         }
     }
 
@@ -235,25 +226,48 @@ impl std::fmt::Debug for Checkin {
 impl Checkin {
     /// The response body ended: the connection can carry the next request.
     pub(crate) fn done(&mut self) {
-        let Some((sender, shared, authority)) = self.slot.take() else { return };
-        let max = shared.settings.max_idle_per_host;
-        let tick = shared.tick.load(Ordering::Relaxed);
-        let mut idle = shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let host = host_entry(&mut idle, &authority);
-        if host.connections.len() < max {
-            host.connections.push(Idle { sender, tick });
+        if let Some((sender, shared, authority)) = self.slot.take() {
+            shared.keep(&authority, [sender], End::Warm);
         }
     }
 }
 
-/// The idle list of `authority`, made if there is none.
-fn host_entry<'a>(idle: &'a mut Vec<HostIdle>, authority: &Authority) -> &'a mut HostIdle {
-    match idle.iter().position(|h| h.authority == *authority) {
-        Some(i) => &mut idle[i],
-        None => {
-            idle.push(HostIdle { authority: authority.clone(), connections: Vec::new() });
-            let last = idle.len() - 1;
-            &mut idle[last]
+/// Which end of an upstream's idle stack a connection goes to.
+#[derive(Clone, Copy)]
+enum End {
+    /// Taken first: a connection that just finished a response.
+    Warm,
+    /// Taken last: a connection that was not ready when tried.
+    Cold,
+}
+
+impl Shared {
+    /// Keeps `senders` as idle connections to `authority`, up to `max_idle_per_host` (the rest are closed).
+    fn keep(
+        &self,
+        authority: &Authority,
+        senders: impl IntoIterator<Item = SendRequest<Body>>,
+        end: End,
+    ) {
+        let tick = self.tick.load(Ordering::Relaxed);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let host = match idle.iter().position(|h| h.authority == *authority) {
+            Some(i) => &mut idle[i],
+            None => {
+                idle.push(HostIdle { authority: authority.clone(), connections: Vec::new() });
+                let last = idle.len() - 1;
+                &mut idle[last]
+            }
+        };
+        for sender in senders {
+            if host.connections.len() >= self.settings.max_idle_per_host {
+                break;
+            }
+            let conn = Idle { sender, tick };
+            match end {
+                End::Warm => host.connections.push(conn),
+                End::Cold => host.connections.insert(0, conn),
+            }
         }
     }
 }

@@ -161,7 +161,27 @@ fn micro(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::error:
         std::hint::black_box(store.load_escaped_now(std::hint::black_box(escaped))?);
     }
     let cached = start.elapsed() / N;
-    println!("per cookie: codec decode {decode:?}; cookie store, cached {cached:?}");
+    // Two threads reading the same session at once, as two cores serving one user's requests do.
+    let store = Arc::new(store);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, escaped) = (store.clone(), escaped.to_owned());
+            std::thread::spawn(move || {
+                for _ in 0..N {
+                    std::hint::black_box(store.load_escaped_now(std::hint::black_box(&escaped)))?;
+                }
+                Ok::<(), rails_session::StoreError>(())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().map_err(|_| "a micro-benchmark thread panicked")??;
+    }
+    let shared = start.elapsed() / N;
+    println!(
+        "per cookie: codec decode {decode:?}; cookie store, cached {cached:?}, two threads at once {shared:?}"
+    );
     Ok(())
 }
 
@@ -230,6 +250,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let mut samples: [Vec<f64>; 5] = Default::default();
     let mut cpu: [Vec<f64>; 5] = Default::default();
+    // For profiling one variant at a time: LOAD_ONLY=<index> runs only that one (0 is the baseline).
+    if let Some(only) = std::env::var("LOAD_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let (name, addr) = variants.get(only).ok_or("LOAD_ONLY: no such variant")?;
+        for r in 1..=rounds {
+            let result = round(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
+            println!("round {r}: {name:<28} {:>10.0} req/s", result.rps);
+        }
+        return Ok(());
+    }
     // Warm-up.
     for (_, addr) in &variants {
         round(*addr, &cookie, connections, Duration::from_millis(500)).await?;

@@ -306,8 +306,9 @@ impl SessionConfig {
 
     /// The cookie store's decode cache: at most `capacity` decoded sessions kept by exact cookie value, each for at
     /// most `ttl` and never past its envelope expiry (default 4096, 60 s; `capacity` 0 turns it off). A browser
-    /// that sends the same cookie again then costs a lookup instead of a decryption. Replaces any store set with
-    /// [`SessionConfig::store`].
+    /// that sends the same cookie again then costs a lookup instead of a decryption. Each worker thread keeps the
+    /// sessions it decoded (no lock shared between cores on this path); the capacity is for all of them together.
+    /// Replaces any store set with [`SessionConfig::store`].
     pub fn decode_cache(mut self, capacity: usize, ttl: Duration) -> Self {
         let store =
             CookieStore::new(self.codec.clone(), self.key.clone()).with_decode_cache(capacity, ttl);

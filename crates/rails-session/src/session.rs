@@ -4,7 +4,7 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rails_cookie::{Hash, Value};
@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::config::SessionConfig;
 use crate::cookies;
 use crate::error::{SessionError, StoreError};
+use crate::store::{LoadedSession, Store};
 
 /// A request's `Cookie` header values. There is almost always exactly one, kept without allocating a `Vec`.
 #[derive(Default)]
@@ -57,9 +58,6 @@ struct Inner {
     config: Arc<SessionConfig>,
     /// The request's `Cookie` headers, searched only when the session is first used.
     cookie_headers: CookieHeaders,
-    /// Where the session cookie's value (as sent, percent-encoded) is in `cookie_headers`: which header, which
-    /// bytes. Found lazily; kept as a position so that a cached session costs no copy and no UTF-8 check.
-    cookie: OnceLock<Option<(usize, Range<usize>)>>,
     /// The request host, for `domain: :all` and domain lists.
     host: Option<http::HeaderValue>,
     state: Mutex<State>,
@@ -69,6 +67,9 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
+    /// Where the session cookie's value (as sent, percent-encoded) is in `cookie_headers`: which header, which
+    /// bytes; `None` until searched. Kept as a position so that a cached session costs no copy and no UTF-8 check.
+    cookie: Option<Option<(usize, Range<usize>)>>,
     /// `None` until loaded. Shared with the decode cache until first written.
     data: Option<Arc<Hash>>,
     /// The session came from a valid cookie.
@@ -102,7 +103,6 @@ impl Session {
             inner: Arc::new(Inner {
                 config,
                 cookie_headers,
-                cookie: OnceLock::new(),
                 host,
                 state: Mutex::new(State::default()),
                 memo: Mutex::new(Vec::new()),
@@ -110,18 +110,18 @@ impl Session {
         }
     }
 
-    /// The session cookie's value as sent (percent-encoded).
-    fn cookie(&self) -> Option<&[u8]> {
+    /// The session cookie's value as sent (percent-encoded), searched for on first use.
+    fn cookie(&self, state: &mut State) -> Option<&[u8]> {
         let inner = &self.inner;
-        let (index, range) = inner
+        let (index, range) = state
             .cookie
-            .get_or_init(|| {
+            .get_or_insert_with(|| {
                 inner.cookie_headers.iter().enumerate().find_map(|(i, header)| {
                     Some((i, cookies::locate_cookie(header.as_bytes(), &inner.config.key)?))
                 })
             })
-            .as_ref()?;
-        inner.cookie_headers.iter().nth(*index)?.as_bytes().get(range.clone())
+            .clone()?;
+        inner.cookie_headers.iter().nth(index)?.as_bytes().get(range)
     }
 
     /// The configuration this session was made with.
@@ -136,31 +136,40 @@ impl Session {
 
     /// Decodes the cookie if that has not happened yet, and returns the locked state.
     async fn loaded(&self) -> MutexGuard<'_, State> {
-        if self.state().data.is_none() {
-            let loaded = match self.cookie() {
-                None => None,
-                Some(value) => match self.inner.config.store.load_escaped(value).await {
-                    Ok(loaded) => loaded,
-                    Err(e) => {
-                        tracing::warn!(cookie = %self.inner.config.key, error = %e, "ignoring the session cookie");
-                        None
-                    }
-                },
-            };
+        let value = {
             let mut state = self.state();
-            if state.data.is_none() {
-                match loaded {
-                    Some(l) => {
-                        state.data = Some(l.data);
-                        state.exists = true;
-                        state.rewrite = l.rewrite;
-                    }
-                    None => state.data = Some(Arc::new(Hash::new())),
-                }
+            if state.data.is_some() {
+                return state;
             }
-            return state;
+            let value = self.cookie(&mut state);
+            // The cookie store works synchronously: decoded (or found in its cache) under this same lock.
+            if let Store::Cookie(store) = &self.inner.config.store {
+                let loaded =
+                    value.and_then(|v| self.readable(store.load_escaped_bytes(v).map(Some)));
+                fill(&mut state, loaded);
+                return state;
+            }
+            value
+        };
+        let loaded = match value {
+            None => None,
+            Some(v) => self.readable(self.inner.config.store.load_escaped(v).await),
+        };
+        let mut state = self.state();
+        if state.data.is_none() {
+            fill(&mut state, loaded);
         }
-        self.state()
+        state
+    }
+
+    /// A cookie that cannot be read is an empty session, and a warning.
+    fn readable(&self, loaded: Result<Option<LoadedSession>, StoreError>) -> Option<LoadedSession> {
+        loaded
+            .inspect_err(|e| {
+                tracing::warn!(cookie = %self.inner.config.key, error = %e, "ignoring the session cookie");
+            })
+            .ok()
+            .flatten()
     }
 
     /// Runs `f` on the session hash (loading it first).
@@ -274,10 +283,10 @@ impl Session {
 
     /// Whether [`Session::commit`] may have anything to do (cheap: no decoding).
     pub(crate) fn needs_commit(&self) -> bool {
-        let state = self.state();
+        let mut state = self.state();
         state.changed
             || state.rewrite
-            || (self.inner.config.expire_after.is_some() && self.cookie().is_some())
+            || (self.inner.config.expire_after.is_some() && self.cookie(&mut state).is_some())
     }
 
     /// Commits the session at the end of the request: the `Set-Cookie` value to send, if any.
@@ -285,7 +294,7 @@ impl Session {
         let config = &self.inner.config;
         let expire_after = config.expire_after;
         // With expire_after, Rails re-sends a non-empty session on every request (sliding expiry): load it.
-        if expire_after.is_some() && self.cookie().is_some() {
+        if expire_after.is_some() && self.cookie(&mut self.state()).is_some() {
             drop(self.loaded().await);
         }
         let data = {
@@ -319,6 +328,18 @@ impl Session {
         let mut memo = self.inner.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         memo.retain(|(id, _)| *id != TypeId::of::<T>());
         memo.push((TypeId::of::<T>(), Arc::new(value)));
+    }
+}
+
+/// Puts what the store loaded (or an empty session) in place.
+fn fill(state: &mut State, loaded: Option<LoadedSession>) {
+    match loaded {
+        Some(l) => {
+            state.data = Some(l.data);
+            state.exists = true;
+            state.rewrite = l.rewrite;
+        }
+        None => state.data = Some(Arc::new(Hash::new())),
     }
 }
 

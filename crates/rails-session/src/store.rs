@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use rails_cookie::{CookieCodec, Hash, Value};
+use thread_local::ThreadLocal;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
@@ -174,8 +175,10 @@ impl CookieStore {
             .with_decode_cache(4096, Duration::from_secs(60))
     }
 
-    /// Sets the decode cache: at most `capacity` decoded sessions, each for at most `ttl`. `capacity` 0 turns it
-    /// off (every request with a session then decrypts its cookie).
+    /// Sets the decode cache: at most `capacity` decoded sessions (for all threads together), each for at most
+    /// `ttl`. `capacity` 0 turns it off (every request with a session then decrypts its cookie). Each thread keeps
+    /// the sessions it decoded itself, so a cookie is decrypted once per thread that serves it, not once per
+    /// process.
     #[must_use]
     pub fn with_decode_cache(mut self, capacity: usize, ttl: Duration) -> Self {
         self.cache =
@@ -213,7 +216,8 @@ impl CookieStore {
         let now = OffsetDateTime::now_utc();
         let value = rails_cookie::unescape(escaped_cookie_value);
         // Valid at now + ttl means valid until then (expiry is a single deadline), so it may be cached that long.
-        let until = now + time::Duration::try_from(cache.ttl).unwrap_or(time::Duration::ZERO);
+        let until = now
+            + time::Duration::try_from(cache.ttl + COARSE_MARGIN).unwrap_or(time::Duration::ZERO);
         match self.decode_at(&value, until) {
             Ok(loaded) => {
                 cache.insert(escaped_cookie_value, &loaded);
@@ -267,32 +271,72 @@ impl CookieStore {
     }
 }
 
+/// The decode cache's clock: the time since an arbitrary start, read on every cached lookup. The kernel's coarse
+/// monotonic clock (its last tick, a few milliseconds behind) is a plain memory read, where the precise one
+/// reads the hardware counter — a tenth of the cost of a lookup. Entries are only cached while their envelope is
+/// valid [`COARSE_MARGIN`] beyond their deadline, so a clock that lags by a tick never serves an expired one.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn coarse_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn coarse_now() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// How far past an entry's deadline its envelope must still be valid: far more than the coarse clock's lag (one
+/// kernel tick, at most 10 ms).
+const COARSE_MARGIN: Duration = Duration::from_secs(1);
+
 /// Decoded sessions by exact cookie value. Bounded: when full, expired entries go, and if that frees too little,
 /// everything goes (amortised O(1); no entry outlives its `ttl`).
+///
+/// Each thread keeps its own entries (a thread that meets a cookie for the first time decodes it once): a lookup
+/// then touches only memory its own core wrote, where one map shared by all threads costs two cache-line transfers
+/// per request for its lock, and more for the reference count of a session that several cores are reading — a
+/// cost that grows with the number of cores. The capacity is for all threads together.
 ///
 /// Entries are bucketed by a hash of the value's last [`BUCKET_BYTES`] bytes only — the end of the GCM tag or HMAC
 /// (at least 18 random base64 or hex characters even when percent-encoded), which nobody can choose for a cookie
 /// that decodes, so buckets stay small — and matched by the whole value.
 struct DecodeCache {
-    /// Read-mostly: lookups share the lock, only misses take it exclusively.
-    entries: RwLock<HashMap<u64, Vec<Entry>, BuildHasherDefault<BucketHasher>>>,
+    /// One shard per thread that has cached something. The lock is only contended while another thread sweeps.
+    shards: ThreadLocal<Padded>,
     /// Per-process, so bucket numbers cannot be predicted from outside.
     seed: u64,
+    /// Entries in all shards; changed by the exact difference under the shard's lock.
     len: AtomicUsize,
     capacity: usize,
     ttl: Duration,
 }
 
+type Shard = HashMap<u64, Vec<Entry>, BuildHasherDefault<BucketHasher>>;
+
+/// A shard on cache lines of its own: `ThreadLocal` keeps the threads' values side by side, and two locks on one
+/// line would make the cores fight over it all the same (two lines, for CPUs that fetch lines in pairs).
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(Mutex<Shard>);
+
 struct Entry {
     cookie_value: Box<str>,
-    until: Instant,
+    /// On the [`coarse_now`] clock.
+    until: Duration,
     loaded: LoadedSession,
+}
+
+fn lock(shard: &Padded) -> MutexGuard<'_, Shard> {
+    // A panic while holding the lock cannot leave a half-made entry: the map is still valid.
+    shard.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl DecodeCache {
     fn new(capacity: usize, ttl: Duration) -> Self {
         DecodeCache {
-            entries: RwLock::new(HashMap::default()),
+            shards: ThreadLocal::new(),
             seed: RandomState::new().hash_one(0x5eed_u64),
             len: AtomicUsize::new(0),
             capacity,
@@ -314,28 +358,20 @@ impl DecodeCache {
 
     fn get(&self, cookie_value: &[u8]) -> Option<LoadedSession> {
         let bucket = self.bucket(cookie_value);
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shard = lock(self.shards.get()?);
         let entry =
-            entries.get(&bucket)?.iter().find(|e| e.cookie_value.as_bytes() == cookie_value)?;
-        (Instant::now() < entry.until).then(|| entry.loaded.clone())
+            shard.get(&bucket)?.iter().find(|e| e.cookie_value.as_bytes() == cookie_value)?;
+        (coarse_now() < entry.until).then(|| entry.loaded.clone())
     }
 
     fn insert(&self, cookie_value: &str, loaded: &LoadedSession) {
         let bucket = self.bucket(cookie_value.as_bytes());
-        let now = Instant::now();
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = coarse_now();
         if self.len.load(Ordering::Relaxed) >= self.capacity {
-            entries.retain(|_, list| {
-                list.retain(|e| now < e.until);
-                !list.is_empty()
-            });
-            let live: usize = entries.values().map(Vec::len).sum();
-            if live > self.capacity / 2 {
-                entries.clear();
-            }
-            self.len.store(entries.values().map(Vec::len).sum(), Ordering::Relaxed);
+            self.sweep(now);
         }
-        let list = entries.entry(bucket).or_default();
+        let mut shard = lock(self.shards.get_or(Padded::default));
+        let list = shard.entry(bucket).or_default();
         let before = list.len();
         list.retain(|e| &*e.cookie_value != cookie_value);
         let replaced = before - list.len();
@@ -344,8 +380,35 @@ impl DecodeCache {
             until: now + self.ttl,
             loaded: loaded.clone(),
         });
-        // Only changed under the write lock.
-        self.len.store(self.len.load(Ordering::Relaxed) + 1 - replaced, Ordering::Relaxed);
+        if replaced == 0 {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops the expired entries of every thread; if more than half the capacity is still live, drops them all.
+    /// One shard locked at a time, never two.
+    fn sweep(&self, now: Duration) {
+        let mut live = 0;
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            let mut removed = 0;
+            shard.retain(|_, list| {
+                let before = list.len();
+                list.retain(|e| now < e.until);
+                removed += before - list.len();
+                live += list.len();
+                !list.is_empty()
+            });
+            self.len.fetch_sub(removed, Ordering::Relaxed);
+        }
+        if live > self.capacity / 2 {
+            for shard in &self.shards {
+                let mut shard = lock(shard);
+                let removed: usize = shard.values().map(Vec::len).sum();
+                shard.clear();
+                self.len.fetch_sub(removed, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -475,6 +538,12 @@ mod tests {
             s.save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::seconds(2))).unwrap();
         assert!(s.load_now(&soon).is_ok());
         assert!(s.cache.as_ref().unwrap().get(rails_cookie::escape(&soon).as_bytes()).is_none());
+        // Valid for the 60 s, but not for the margin that covers the coarse clock's lag: not cached either.
+        let edge = s
+            .save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::milliseconds(60_400)))
+            .unwrap();
+        assert!(s.load_now(&edge).is_ok());
+        assert!(s.cache.as_ref().unwrap().get(rails_cookie::escape(&edge).as_bytes()).is_none());
         let later =
             s.save_now(&h, Some(OffsetDateTime::now_utc() + time::Duration::hours(1))).unwrap();
         assert!(s.load_now(&later).is_ok());
@@ -517,6 +586,43 @@ mod tests {
             s.load_now(&v).unwrap();
             assert!(s.cache.as_ref().unwrap().len.load(Ordering::Relaxed) <= 4);
         }
+    }
+
+    #[test]
+    fn each_thread_caches_its_own_and_the_capacity_is_for_all() {
+        let s = Arc::new(store().with_decode_cache(6, Duration::from_secs(60)));
+        let mut h = Hash::new();
+        h.insert("user_id", Value::Integer(1));
+        let v = rails_cookie::escape(&s.save_now(&h, None).unwrap());
+        s.load_escaped_now(&v).unwrap();
+        let cache = s.cache.clone().unwrap();
+        assert!(cache.get(v.as_bytes()).is_some());
+        let (other, value) = (cache.clone(), v.clone());
+        let missed =
+            std::thread::spawn(move || other.get(value.as_bytes()).is_none()).join().unwrap();
+        assert!(missed, "another thread's entries are not shared");
+        for t in 0..3 {
+            let (s, mut h) = (s.clone(), h.clone());
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    h.insert("i", Value::Integer(t * 10 + i));
+                    let v = s.save_now(&h, None).unwrap();
+                    assert_eq!(
+                        s.load_now(&v).unwrap().data.get("i"),
+                        Some(&Value::Integer(t * 10 + i))
+                    );
+                    assert!(s.cache.as_ref().unwrap().len.load(Ordering::Relaxed) <= 6);
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        let counted: usize = cache
+            .shards
+            .iter()
+            .map(|shard| lock(shard).values().map(Vec::len).sum::<usize>())
+            .sum();
+        assert_eq!(counted, cache.len.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! A bounded loopback load test of the session layer: requests/s of an axum hello-world without the layer, with
 //! the layer (the handler does not touch the session), and with the layer decoding a realistic Devise cookie on
-//! every request (`CurrentUser<Identity>`), in the same run, printed with their ratios (the median of the
-//! ratios within each round; also of the best rounds and of the medians).
+//! every request (`CurrentUser<Identity>`), in the same run, printed with their ratios.
 //!
 //! ```sh
-//! cargo run --release -p rails-session --example load -- [SECONDS_PER_ROUND] [ROUNDS] [CONNECTIONS]
+//! cargo run --release -p rails-session --example load -- [SECONDS_PER_SLOT] [ROUNDS] [CONNECTIONS]
 //! ```
 //!
-//! Only 127.0.0.1; every round stops after its duration or 2 million requests, whichever comes first. The
-//! variants alternate (A B C A B C …) so drift affects them alike.
+//! Only 127.0.0.1; every slot stops after its duration or 2 million requests, whichever comes first. A shared
+//! machine's speed drifts by ±10% within seconds, more than the differences measured here, so every variant's
+//! slot is bracketed by two slots of the baseline (B V1 B V2 B … per round) and compared with their mean: drift
+//! that is linear over three slots cancels. The headline is the median of these bracketed ratios over the
+//! rounds.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -69,32 +71,13 @@ async fn serve_wrapped(app: Router, config: SessionConfig) -> std::io::Result<So
     Ok(addr)
 }
 
-/// CPU time this process has run so far (all threads, from the scheduler's own accounting on Linux), in ns.
-/// Time stolen by a hypervisor or spent by other processes is not in it, which makes CPU per request a steadier
-/// figure than requests/s on a shared machine.
-fn cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
-/// One round's result.
-struct Round {
-    rps: f64,
-    /// CPU time per request (server and client, both in this process), if the platform tells.
-    cpu_per_request_ns: Option<f64>,
-}
-
-/// Runs `connections` keep-alive HTTP/1.1 clients against `addr` for `duration`.
-async fn round(
+/// Runs `connections` keep-alive HTTP/1.1 clients against `addr` for `duration`; requests/s.
+async fn slot(
     addr: SocketAddr,
     cookie: &str,
     connections: usize,
     duration: Duration,
-) -> Result<Round, String> {
+) -> Result<f64, String> {
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -125,21 +108,17 @@ async fn round(
             Ok::<(), String>(())
         }));
     }
-    let (start, cpu_start) = (Instant::now(), cpu_ns());
+    let start = Instant::now();
     let counted_start = count.load(Ordering::Relaxed);
     tokio::time::sleep(duration).await;
     let counted = count.load(Ordering::Relaxed) - counted_start;
-    let cpu = cpu_start.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a));
     done.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
     #[allow(clippy::cast_precision_loss)]
-    Ok(Round {
-        rps: counted as f64 / elapsed.as_secs_f64(),
-        cpu_per_request_ns: cpu.filter(|_| counted > 0).map(|ns| ns as f64 / counted as f64),
-    })
+    Ok(counted as f64 / elapsed.as_secs_f64())
 }
 
 /// Time per operation of the decode path alone, without HTTP: the codec, and the cookie store with its cache.
@@ -235,9 +214,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let cookie = devise_cookie()?;
-    micro(&config, &cookie)?;
+    if std::env::var_os("LOAD_ONLY").is_none() {
+        micro(&config, &cookie)?;
+    }
     println!(
-        "cookie: {} bytes; {connections} connections, {rounds} rounds of {seconds} s per variant",
+        "cookie: {} bytes; {connections} connections, {rounds} rounds of {seconds} s slots (B V1 B V2 B V3 B V4 B)",
         cookie.len()
     );
 
@@ -248,66 +229,70 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("layer, decoding the cookie", decoding),
         ("around the router, decoding", wrapped),
     ];
-    let mut samples: [Vec<f64>; 5] = Default::default();
-    let mut cpu: [Vec<f64>; 5] = Default::default();
     // For profiling one variant at a time: LOAD_ONLY=<index> runs only that one (0 is the baseline).
     if let Some(only) = std::env::var("LOAD_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
         let (name, addr) = variants.get(only).ok_or("LOAD_ONLY: no such variant")?;
         for r in 1..=rounds {
-            let result = round(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
-            println!("round {r}: {name:<28} {:>10.0} req/s", result.rps);
+            let rps = slot(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
+            #[allow(clippy::cast_precision_loss)]
+            let requests = rps * seconds as f64;
+            println!("round {r}: {name:<28} {rps:>10.0} req/s, {requests:.0} requests");
         }
         return Ok(());
     }
-    // Warm-up.
     for (_, addr) in &variants {
-        round(*addr, &cookie, connections, Duration::from_millis(500)).await?;
+        slot(*addr, &cookie, connections, Duration::from_millis(500)).await?;
     }
+    let duration = Duration::from_secs(seconds);
+    let base = variants[0].1;
+    // samples[0]: every baseline slot; samples[i]: variant i. ratios[i]: variant i over its two brackets.
+    let mut samples: [Vec<f64>; 5] = Default::default();
+    let mut ratios: [Vec<f64>; 5] = Default::default();
     for r in 1..=rounds {
-        for (i, (name, addr)) in variants.iter().enumerate() {
-            let result = round(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
-            let per_request = result
-                .cpu_per_request_ns
-                .map(|ns| format!(", {ns:>6.0} ns CPU/request"))
-                .unwrap_or_default();
-            println!("round {r}: {name:<28} {:>10.0} req/s{per_request}", result.rps);
-            samples[i].push(result.rps);
-            cpu[i].extend(result.cpu_per_request_ns);
+        let mut before = slot(base, &cookie, connections, duration).await?;
+        samples[0].push(before);
+        let mut line = format!("round {r:>2}: without {before:>7.0}");
+        for (i, (_, addr)) in variants.iter().enumerate().skip(1) {
+            let rps = slot(*addr, &cookie, connections, duration).await?;
+            let after = slot(base, &cookie, connections, duration).await?;
+            samples[i].push(rps);
+            samples[0].push(after);
+            ratios[i].push(rps / ((before + after) / 2.0));
+            line += &format!(
+                " | {i}: {rps:>7.0} ({:.3}) | without {after:>7.0}",
+                ratios[i][ratios[i].len() - 1]
+            );
+            before = after;
         }
+        println!("{line}");
     }
-    // A shared machine's load drifts over seconds. The variants of one round run back to back, so the ratio within
-    // a round cancels most of the drift: its median over the rounds is the headline. The best rounds (noise only
-    // ever slows a round down) and the medians of each variant are printed beside it.
     let best = samples.clone().map(|s| s.into_iter().fold(0.0, f64::max));
-    let paired = [1, 2, 3, 4]
-        .map(|i| median_of(samples[i].iter().zip(&samples[0]).map(|(v, base)| v / base).collect()));
     let median = samples.clone().map(median_of);
     println!(
-        "best round: without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0}, around the router {:.0} req/s",
+        "best slot:  without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0}, around the router {:.0} req/s",
         best[0], best[1], best[2], best[3], best[4]
     );
     println!(
         "median:     without {:.0}, untouched {:.0}, read {:.0}, decoding {:.0}, around the router {:.0} req/s",
         median[0], median[1], median[2], median[3], median[4]
     );
-    if cpu.iter().all(|c| c.len() == samples[0].len()) {
-        let cpu_paired = [1, 2, 3, 4]
-            .map(|i| median_of(cpu[0].iter().zip(&cpu[i]).map(|(base, v)| base / v).collect()));
-        println!(
-            "CPU efficiency (requests per CPU-second, relative to without; median of per-round ratios): \
-             untouched {:.3}, read {:.3}, decoding {:.3}, around the router {:.3}",
-            cpu_paired[0], cpu_paired[1], cpu_paired[2], cpu_paired[3]
-        );
-    }
     for (i, what) in [
         (1, "layer, session untouched"),
         (2, "layer, session read"),
         (3, "layer decoding a Devise cookie into CurrentUser"),
         (4, "the same, layer around the router"),
     ] {
+        let mut sorted = ratios[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        let quartile =
+            |q: usize| sorted.get(q * (sorted.len() - 1) / 4).copied().unwrap_or(f64::NAN);
         println!(
-            "ratio ({what} / without): {:.3} (median of per-round ratios; best rounds {:.3}, medians {:.3})",
-            paired[i - 1],
+            "ratio ({what} / without): {:.3} (median of {} bracketed ratios, quartiles {:.3}–{:.3}; best slots {:.3}, \
+             medians {:.3})",
+            median_of(ratios[i].clone()),
+            sorted.len(),
+            quartile(1),
+            quartile(3),
             best[i] / best[0],
             median[i] / median[0]
         );

@@ -134,23 +134,27 @@ impl Session {
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The locked state with the session loaded, without waiting: `None` only when the session has yet to come
+    /// from an asynchronous store. The cookie store works synchronously, so its session is decoded (or found in
+    /// its cache) right here, under this one lock.
+    fn loaded_now(&self) -> Option<MutexGuard<'_, State>> {
+        let mut state = self.state();
+        if state.data.is_none() {
+            let Store::Cookie(store) = &self.inner.config.store else { return None };
+            let loaded = self
+                .cookie(&mut state)
+                .and_then(|v| self.readable(store.load_escaped_bytes(v).map(Some)));
+            fill(&mut state, loaded);
+        }
+        Some(state)
+    }
+
     /// Decodes the cookie if that has not happened yet, and returns the locked state.
     async fn loaded(&self) -> MutexGuard<'_, State> {
-        let value = {
-            let mut state = self.state();
-            if state.data.is_some() {
-                return state;
-            }
-            let value = self.cookie(&mut state);
-            // The cookie store works synchronously: decoded (or found in its cache) under this same lock.
-            if let Store::Cookie(store) = &self.inner.config.store {
-                let loaded =
-                    value.and_then(|v| self.readable(store.load_escaped_bytes(v).map(Some)));
-                fill(&mut state, loaded);
-                return state;
-            }
-            value
-        };
+        if let Some(state) = self.loaded_now() {
+            return state;
+        }
+        let value = self.cookie(&mut self.state());
         let loaded = match value {
             None => None,
             Some(v) => self.readable(self.inner.config.store.load_escaped(v).await),
@@ -174,23 +178,36 @@ impl Session {
 
     /// Runs `f` on the session hash (loading it first).
     pub async fn with_data<R>(&self, f: impl FnOnce(&Hash) -> R) -> R {
-        let state = self.loaded().await;
-        match &state.data {
-            Some(data) => f(data),
-            None => f(&Hash::new()),
+        match self.with_data_now(f) {
+            Ok(out) => out,
+            Err(f) => f(self.loaded().await.data.get_or_insert_with(Default::default)),
+        }
+    }
+
+    /// [`Session::with_data`] without waiting; `f` comes back when the session has yet to come from an
+    /// asynchronous store.
+    pub(crate) fn with_data_now<R, F: FnOnce(&Hash) -> R>(&self, f: F) -> Result<R, F> {
+        match self.loaded_now() {
+            Some(mut state) => Ok(f(state.data.get_or_insert_with(Default::default))),
+            None => Err(f),
         }
     }
 
     /// Runs `f` on the session hash mutably; the session counts as changed if the hash differs afterwards.
     pub async fn update<R>(&self, f: impl FnOnce(&mut Hash) -> R) -> R {
-        let mut state = self.loaded().await;
-        let data = Arc::make_mut(state.data.get_or_insert_with(Default::default));
-        let before = data.clone();
-        let out = f(data);
-        if *data != before {
-            state.changed = true;
+        match self.update_now(f) {
+            Ok(out) => out,
+            Err(f) => changing(&mut *self.loaded().await, f),
         }
-        out
+    }
+
+    /// [`Session::update`] without waiting; `f` comes back when the session has yet to come from an asynchronous
+    /// store.
+    pub(crate) fn update_now<R, F: FnOnce(&mut Hash) -> R>(&self, f: F) -> Result<R, F> {
+        match self.loaded_now() {
+            Some(mut state) => Ok(changing(&mut state, f)),
+            None => Err(f),
+        }
     }
 
     /// The raw value under `key`.
@@ -329,6 +346,17 @@ impl Session {
         memo.retain(|(id, _)| *id != TypeId::of::<T>());
         memo.push((TypeId::of::<T>(), Arc::new(value)));
     }
+}
+
+/// Runs `f` on the loaded hash; the session counts as changed if the hash differs afterwards.
+fn changing<R>(state: &mut State, f: impl FnOnce(&mut Hash) -> R) -> R {
+    let data = Arc::make_mut(state.data.get_or_insert_with(Default::default));
+    let before = data.clone();
+    let out = f(data);
+    if *data != before {
+        state.changed = true;
+    }
+    out
 }
 
 /// Puts what the store loaded (or an empty session) in place.

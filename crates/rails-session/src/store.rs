@@ -176,7 +176,7 @@ impl CookieStore {
     }
 
     /// Sets the decode cache: at most `capacity` decoded sessions (for all threads together), each for at most
-    /// `ttl`. `capacity` 0 turns it off (every request with a session then decrypts its cookie). Each thread keeps
+    /// `ttl` (and at most a day). `capacity` 0 turns it off (every request with a session then decrypts its cookie). Each thread keeps
     /// the sessions it decoded itself, so a cookie is decrypted once per thread that serves it, not once per
     /// process.
     #[must_use]
@@ -271,21 +271,17 @@ impl CookieStore {
     }
 }
 
-/// The decode cache's clock: the time since an arbitrary start, read on every cached lookup. The kernel's coarse
-/// monotonic clock (its last tick, a few milliseconds behind) is a plain memory read, where the precise one
-/// reads the hardware counter — a tenth of the cost of a lookup. Entries are only cached while their envelope is
-/// valid [`COARSE_MARGIN`] beyond their deadline, so a clock that lags by a tick never serves an expired one.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn coarse_now() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
+/// The decode cache's clock, read on every cached lookup: the kernel's coarse monotonic clock where there is one
+/// (its last tick, a few milliseconds behind: a plain memory read, where the precise clock reads the hardware
+/// counter — a tenth of the cost of a lookup). Not `coarsetime::Instant::now`, which also writes a global every
+/// core would share. Entries are only cached while their envelope is valid [`COARSE_MARGIN`] beyond their
+/// deadline, so a clock that lags by a tick never serves an expired one.
+fn coarse_now() -> coarsetime::Instant {
+    coarsetime::Instant::now_without_cache_update()
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn coarse_now() -> Duration {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed()
-}
+/// The longest time an entry is kept, whatever the configuration asks (the coarse clock counts seconds in 32 bits).
+const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How far past an entry's deadline its envelope must still be valid: far more than the coarse clock's lag (one
 /// kernel tick, at most 10 ms).
@@ -324,7 +320,7 @@ struct Padded(Mutex<Shard>);
 struct Entry {
     cookie_value: Box<str>,
     /// On the [`coarse_now`] clock.
-    until: Duration,
+    until: coarsetime::Instant,
     loaded: LoadedSession,
 }
 
@@ -335,6 +331,7 @@ fn lock(shard: &Padded) -> MutexGuard<'_, Shard> {
 
 impl DecodeCache {
     fn new(capacity: usize, ttl: Duration) -> Self {
+        let ttl = ttl.min(MAX_TTL);
         DecodeCache {
             shards: ThreadLocal::new(),
             seed: RandomState::new().hash_one(0x5eed_u64),
@@ -377,7 +374,7 @@ impl DecodeCache {
         let replaced = before - list.len();
         list.push(Entry {
             cookie_value: Box::from(cookie_value),
-            until: now + self.ttl,
+            until: now + coarsetime::Duration::from(self.ttl),
             loaded: loaded.clone(),
         });
         if replaced == 0 {
@@ -387,7 +384,7 @@ impl DecodeCache {
 
     /// Drops the expired entries of every thread; if more than half the capacity is still live, drops them all.
     /// One shard locked at a time, never two.
-    fn sweep(&self, now: Duration) {
+    fn sweep(&self, now: coarsetime::Instant) {
         let mut live = 0;
         for shard in &self.shards {
             let mut shard = lock(shard);

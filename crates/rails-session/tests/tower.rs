@@ -110,3 +110,62 @@ async fn server_errors_do_not_commit_the_session() {
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.headers().get("set-cookie").is_none());
 }
+
+/// A server-side store (the cookie carries an id) that answers only after yielding once, as a network store
+/// would: the extractors must take their asynchronous path.
+struct ServerSide(std::sync::Mutex<std::collections::HashMap<String, rails_cookie::Hash>>);
+
+impl rails_session::SessionStore for ServerSide {
+    async fn load(
+        &self,
+        cookie_value: &str,
+    ) -> Result<Option<rails_session::LoadedSession>, rails_session::StoreError> {
+        tokio::task::yield_now().await;
+        let found = self.0.lock().unwrap().get(cookie_value).cloned();
+        Ok(found.map(|h| rails_session::LoadedSession::new(h, false)))
+    }
+
+    async fn save(
+        &self,
+        session: &rails_cookie::Hash,
+        _expires: Option<time::OffsetDateTime>,
+    ) -> Result<String, rails_session::StoreError> {
+        tokio::task::yield_now().await;
+        let id = "sid-2".to_owned();
+        self.0.lock().unwrap().insert(id.clone(), session.clone());
+        Ok(id)
+    }
+}
+
+#[tokio::test]
+async fn the_user_extractors_wait_for_an_asynchronous_store() {
+    let mut sessions = std::collections::HashMap::new();
+    sessions.insert("sid-1".to_owned(), devise_session(7, SALT));
+    let config = config().store(ServerSide(std::sync::Mutex::new(sessions)));
+    let app: Router = Router::new()
+        .route("/me", get(|u: CurrentUser<Identity>| async move { u.id.to_string() }))
+        .route(
+            "/maybe",
+            get(|u: Option<CurrentUser<Identity>>| async move {
+                u.map_or_else(|| "nobody".to_owned(), |u| u.id.to_string())
+            }),
+        )
+        .layer(SessionLayer::new(config));
+    let get_with = |path: &str, cookie: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(cookie) = cookie {
+            request = request.header(http::header::COOKIE, format!("{COOKIE_NAME}={cookie}"));
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    let r = get_with("/me", Some("sid-1")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body_text(r).await, "7");
+    assert_eq!(body_text(get_with("/maybe", Some("sid-1")).await.unwrap()).await, "7");
+    assert_eq!(
+        get_with("/me", Some("sid-unknown")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_with("/me", None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body_text(get_with("/maybe", None).await.unwrap()).await, "nobody");
+}

@@ -255,6 +255,12 @@ pub(crate) async fn identity(session: &Session) -> Option<Identity> {
     session.with_data(|data| identity_in(data, config, now)).await
 }
 
+/// [`identity`] without waiting: `None` when the session has yet to come from an asynchronous store.
+pub(crate) fn identity_now(session: &Session) -> Option<Option<Identity>> {
+    let config = &session.config().identity;
+    session.with_data_now(|data| identity_in(data, config, now)).ok()
+}
+
 /// The clock, read only when a timeout needs it.
 fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
@@ -294,19 +300,32 @@ fn identity_in(data: &Hash, config: &IdentityConfig, now: fn() -> i64) -> Option
 
 /// Devise `:timeoutable`'s `record.timeout_in` hook: record this request in `last_request_at`.
 pub(crate) async fn touch(session: &Session, identity: &Identity) {
+    if let Some(record) = touching(session, identity) {
+        session.update(record).await;
+    }
+}
+
+/// [`touch`] without waiting: `None` when the session has yet to come from an asynchronous store.
+pub(crate) fn touch_now(session: &Session, identity: &Identity) -> Option<()> {
+    match touching(session, identity) {
+        Some(record) => session.update_now(record).ok(),
+        None => Some(()),
+    }
+}
+
+/// What the hook writes, if the configuration asks for it.
+fn touching(session: &Session, identity: &Identity) -> Option<impl FnOnce(&mut Hash)> {
     let config = &session.config().identity;
     let (Some(_), true, Some(scope)) = (config.timeout_in, config.touch, identity.scope()) else {
-        return;
+        return None;
     };
     let now = now();
     let name = warden::session_name(scope);
-    session
-        .update(|data| {
-            let mut scoped = data.get(&name).and_then(Value::as_hash).cloned().unwrap_or_default();
-            scoped.insert("last_request_at", Value::Integer(now));
-            data.insert(name, Value::Hash(scoped));
-        })
-        .await;
+    Some(move |data: &mut Hash| {
+        let mut scoped = data.get(&name).and_then(Value::as_hash).cloned().unwrap_or_default();
+        scoped.insert("last_request_at", Value::Integer(now));
+        data.insert(name, Value::Hash(scoped));
+    })
 }
 
 #[cfg(test)]

@@ -265,12 +265,19 @@ impl<L: LoadUser> ResolveUser<L::User> for LoaderResolver<L> {
     }
 }
 
+/// The built-in user as `CurrentUser<U>` for a `U` that was checked to be `Identity` (`Any` hands the value over;
+/// for any other `U` this is `None`).
+fn as_user<U: 'static>(user: Option<CurrentUser<Identity>>) -> Option<CurrentUser<U>> {
+    let mut user = Some(user);
+    (&mut user as &mut dyn Any).downcast_mut::<Option<Option<CurrentUser<U>>>>()?.take().flatten()
+}
+
 /// Warden: `record.authenticatable_salt == salt`, in constant time.
 fn salt_matches(stored: Option<&str>, current: &str) -> bool {
     stored.is_some_and(|s| bool::from(s.as_bytes().ct_eq(current.as_bytes())))
 }
 
-type Memo<U> = Result<Option<CurrentUser<U>>, AuthError>;
+pub(crate) type Memo<U> = Result<Option<CurrentUser<U>>, AuthError>;
 
 impl Session {
     /// The signed-in user of type `U` — `Identity` always works; any other type needs a loader registered with
@@ -278,16 +285,13 @@ impl Session {
     pub async fn current_user<U: Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<Option<CurrentUser<U>>, AuthError> {
+        if let Some(now) = self.current_user_now::<U>() {
+            return now;
+        }
         if TypeId::of::<U>() == TypeId::of::<Identity>() && self.config().resolvers.builtin_identity
         {
-            // The most common extractor, on every request: resolved inline (no boxed resolver, no memo: reading
-            // the decoded session is cheaper). `U` is `Identity` here; `Any` hands the value over as `U`.
-            let mut user = Some(identity_user(self).await);
-            if let Some(user) =
-                (&mut user as &mut dyn Any).downcast_mut::<Option<Option<CurrentUser<U>>>>()
-            {
-                return Ok(user.take().flatten());
-            }
+            // Resolved inline (no boxed resolver, no memo: reading the decoded session is cheaper).
+            return Ok(as_user(identity_user(self).await));
         }
         if let Some(memo) = self.memo::<Memo<U>>() {
             return memo;
@@ -300,6 +304,25 @@ impl Session {
         let result = resolver.resolve(self).await;
         self.set_memo::<Memo<U>>(result.clone());
         result
+    }
+
+    /// [`Session::current_user`] when it needs no waiting — `CurrentUser<Identity>` (no loader) from the cookie
+    /// store, the most common extractor on every request: answered synchronously, without a future. `None` when
+    /// it needs to wait (a loader, an asynchronous store).
+    pub(crate) fn current_user_now<U: 'static>(&self) -> Option<Memo<U>> {
+        if TypeId::of::<U>() != TypeId::of::<Identity>()
+            || !self.config().resolvers.builtin_identity
+        {
+            return None;
+        }
+        let user = match identity::identity_now(self)? {
+            Some(identity) => {
+                identity::touch_now(self, &identity)?;
+                Some(CurrentUser { user: identity.clone(), identity })
+            }
+            None => None,
+        };
+        Some(Ok(as_user(user)))
     }
 
     /// Whether a user is signed in (through the configured loader and its salt check, if any).

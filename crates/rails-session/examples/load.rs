@@ -178,7 +178,7 @@ fn median_of(mut values: Vec<f64>) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
     let seconds = args.first().copied().unwrap_or(3).clamp(1, 60);
-    let rounds = args.get(1).copied().unwrap_or(3).clamp(1, 20);
+    let rounds = args.get(1).copied().unwrap_or(3).clamp(1, 100);
     let connections = usize::try_from(args.get(2).copied().unwrap_or(32).clamp(1, 512))?;
     let config =
         SessionConfig::new(Profile::rails_6_1(), SecretKeyBase::new(SKB)?, "_app_session")?;

@@ -316,9 +316,9 @@ pub(crate) fn touch_now(session: &Session, identity: &Identity) -> Option<()> {
 /// What the hook writes, if the configuration asks for it.
 fn touching(session: &Session, identity: &Identity) -> Option<impl FnOnce(&mut Hash)> {
     let config = &session.config().identity;
-    let (Some(_), true, Some(scope)) = (config.timeout_in, config.touch, identity.scope()) else {
-        return None;
-    };
+    // The configuration first: it is cheaper to read than the scope.
+    let (Some(_), true) = (config.timeout_in, config.touch) else { return None };
+    let scope = identity.scope()?;
     let now = now();
     let name = warden::session_name(scope);
     Some(move |data: &mut Hash| {

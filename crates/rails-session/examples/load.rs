@@ -58,15 +58,12 @@ async fn serve(app: Router) -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Serves `app` with the session layer around the whole router (one wrapper for the app) rather than through
-/// `Router::layer` (which wraps, and boxes, every route).
+/// Serves `app` with the session layer around the whole router ([`SessionLayer::wrap_router`]: one wrapper for
+/// the app) rather than through `Router::layer` (which wraps, and boxes, every route).
 async fn serve_wrapped(app: Router, config: SessionConfig) -> std::io::Result<SocketAddr> {
-    use tower::Layer as _;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(
-        SessionLayer::new(config).layer(app),
-    );
+    let service = SessionLayer::new(config).wrap_router(app);
     tokio::spawn(async move { axum::serve(listener, service).await });
     Ok(addr)
 }

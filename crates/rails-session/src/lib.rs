@@ -17,8 +17,9 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // SECRET_KEY_BASE, SESSION_KEY (the cookie name), RAILS_VERSION (default 6.1), DOMAIN, …
 //! let config = SessionConfig::from_env()?;
-//! let app = Router::new().route("/api/me", get(me)).layer(SessionLayer::new(config));
-//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:3001").await?, app).await?;
+//! let app = Router::new().route("/api/me", get(me));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+//! axum::serve(listener, SessionLayer::new(config).wrap_router(app)).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -42,20 +43,8 @@
 //! # }
 //! ```
 //!
-//! `Router::layer` wraps (and boxes) every route. For the least work per request, wrap the whole router instead —
-//! one wrapper for the app, four allocations fewer per request, the same behaviour:
-//!
-//! ```no_run
-//! # use axum::{routing::get, Router};
-//! # use rails_session::{SessionConfig, SessionLayer};
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use tower::Layer as _;
-//! let app = Router::new().route("/", get(|| async { "hello" }));
-//! let app = SessionLayer::new(SessionConfig::from_env()?).layer(app);
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
-//! axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
-//! # Ok(()) }
-//! ```
+//! `.layer(SessionLayer::new(config))` on the router works as well; it wraps (and boxes) every route, which costs
+//! a few allocations per request more than wrapping the router once ([`SessionLayer::wrap_router`]).
 //!
 //! Complete runnable versions, with CSRF, CORS and the User API: `examples/api.rs` (axum) and
 //! `examples/api_actix.rs` (actix-web).

@@ -169,3 +169,46 @@ async fn the_user_extractors_wait_for_an_asynchronous_store() {
     assert_eq!(get_with("/me", None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(body_text(get_with("/maybe", None).await.unwrap()).await, "nobody");
 }
+
+#[tokio::test]
+async fn wrap_router_serves_the_whole_app_behind_one_session_layer() {
+    let app: Router = Router::new()
+        .route("/me", get(|u: CurrentUser<Identity>| async move { u.id.to_string() }))
+        .route(
+            "/visit",
+            get(|session: Session| async move {
+                session.insert("visited", &true).await.unwrap();
+                "ok"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, SessionLayer::new(config()).wrap_router(app)).await
+    });
+    let client = reqwest::Client::new();
+    let cookie = cookie_pair(&codec(Profile::rails_6_1()), &devise_session(7, SALT));
+    let r = client.get(format!("http://{addr}/me")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "7");
+    let r = client.get(format!("http://{addr}/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r =
+        client.get(format!("http://{addr}/visit")).header("cookie", &cookie).send().await.unwrap();
+    let set_cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    let written = decode_set_cookie(&codec(Profile::rails_6_1()), &set_cookie);
+    assert_eq!(written.get("visited"), Some(&rails_cookie::Value::Bool(true)));
+    assert_eq!(
+        written.get("warden.user.user.key"),
+        devise_session(7, SALT).get("warden.user.user.key")
+    );
+    // Unknown paths go through the layer too (the router's 404), untouched.
+    let r = client
+        .get(format!("http://{addr}/nowhere"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("set-cookie").is_none());
+}

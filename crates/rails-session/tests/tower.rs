@@ -8,7 +8,7 @@ use rails_cookie::{Profile, SecretKeyBase};
 use rails_session::{
     CurrentUser, Identity, RequireUserLayer, Session, SessionConfig, SessionLayer,
 };
-use tower::ServiceExt as _;
+use tower::{Layer as _, ServiceExt as _};
 
 use crate::common::*;
 
@@ -211,4 +211,23 @@ async fn wrap_router_serves_the_whole_app_behind_one_session_layer() {
         .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn the_layer_keeps_the_extensions_a_request_already_has() {
+    #[derive(Clone)]
+    struct Marker(&'static str);
+    let app =
+        SessionLayer::new(config()).layer(tower::service_fn(|req: Request<Body>| async move {
+            let marker = req.extensions().get::<Marker>().map_or("missing", |m| m.0);
+            let session = req.extensions().get::<Session>().is_some();
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::from(format!(
+                "{marker} {session}"
+            ))))
+        }));
+    let mut request = Request::get("/").body(Body::empty()).unwrap();
+    request.extensions_mut().insert(Marker("kept"));
+    assert_eq!(body_text(app.clone().oneshot(request).await.unwrap()).await, "kept true");
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    assert_eq!(body_text(app.oneshot(request).await.unwrap()).await, "missing true");
 }

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use http::{header, Request, Response};
@@ -36,9 +36,32 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let session = session_for(&self.config, &req);
+        if req.extensions().is_empty() {
+            *req.extensions_mut() = roomy_extensions().clone();
+        }
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session)
     }
+}
+
+/// Empty request extensions with room for seven entries. The session is the first entry of a request when the
+/// layer wraps the router, and axum then adds three (`OriginalUri`, `MatchedPath`, the path parameters): with a
+/// map made for three, the fourth would allocate a larger one and move everything over, on every request. A clone
+/// of this one is made at its size in one go (the map keeps its buckets when entries are removed, and a clone
+/// keeps the bucket count), so it never grows for those four.
+fn roomy_extensions() -> &'static http::Extensions {
+    #[derive(Clone, Copy)]
+    struct Slot<const N: u8>;
+    static ROOMY: OnceLock<http::Extensions> = OnceLock::new();
+    ROOMY.get_or_init(|| {
+        let mut extensions = http::Extensions::new();
+        extensions.insert(Slot::<0>);
+        extensions.insert(Slot::<1>);
+        extensions.insert(Slot::<2>);
+        extensions.insert(Slot::<3>);
+        extensions.clear();
+        extensions
+    })
 }
 
 /// The lazy session of a request: the cookie is searched for and decoded only when first used.

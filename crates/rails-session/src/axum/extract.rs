@@ -22,7 +22,12 @@ impl<S: Sync> FromRequestParts<S> for Session {
 }
 
 fn session_of(parts: &Parts) -> Result<Session, SessionRejection> {
-    parts.extensions.get::<Session>().cloned().ok_or(SessionRejection::MissingSessionLayer)
+    session_in(parts).cloned()
+}
+
+/// The request's session, borrowed: the synchronous paths need no handle of their own.
+fn session_in(parts: &Parts) -> Result<&Session, SessionRejection> {
+    parts.extensions.get::<Session>().ok_or(SessionRejection::MissingSessionLayer)
 }
 
 /// `CurrentUser<U>`: the signed-in user, or `401`. `U` is [`crate::Identity`] (always available) or the `User`
@@ -38,15 +43,18 @@ impl<S: Sync, U: Clone + Send + Sync + 'static> FromRequestParts<S> for CurrentU
         parts: &mut Parts,
         _state: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        let session = match session_of(parts) {
+        let session = match session_in(parts) {
             Ok(session) => session,
             Err(e) => return Either::Left(ready(Err(e))),
         };
         match session.current_user_now::<U>() {
-            Some(now) => Either::Left(ready(required(&session, now))),
-            None => Either::Right(Box::pin(async move {
-                let later = session.current_user::<U>().await;
-                required(&session, later)
+            Some(now) => Either::Left(ready(required(session, now))),
+            None => Either::Right(Box::pin({
+                let session = session.clone();
+                async move {
+                    let later = session.current_user::<U>().await;
+                    required(&session, later)
+                }
             })),
         }
     }

@@ -40,7 +40,7 @@ impl SessionLayer {
 #[cfg(feature = "axum")]
 impl SessionLayer {
     /// Wraps a whole axum router, ready for `axum::serve`: one wrapper for the app instead of one per route (which
-    /// is what `Router::layer` makes, each boxed), so the cheapest way to run the layer — the same behaviour, four
+    /// is what `Router::layer` makes, each boxed), so the cheapest way to run the layer — the same behaviour, several
     /// allocations fewer per request. Layers added with `Router::layer` (CSRF, the 401 guard) run inside it and
     /// see the session.
     ///

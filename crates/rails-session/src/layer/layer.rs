@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use thread_local::ThreadLocal;
 use tower_layer::Layer;
 
 use super::service::SessionService;
@@ -17,23 +18,46 @@ use crate::config::SessionConfig;
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionLayer {
-    config: Arc<SessionConfig>,
+    shared: Arc<Shared>,
 }
 
 impl SessionLayer {
     /// A layer for this configuration.
     pub fn new(config: SessionConfig) -> Self {
-        SessionLayer { config: Arc::new(config) }
+        SessionLayer::from_arc(Arc::new(config))
     }
 
     /// A layer sharing an existing configuration.
     pub fn from_arc(config: Arc<SessionConfig>) -> Self {
-        SessionLayer { config }
+        SessionLayer { shared: Arc::new(Shared { config, per_thread: ThreadLocal::new() }) }
     }
 
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
-        &self.config
+        &self.shared.config
+    }
+}
+
+/// The configuration of a layer and its services, with a copy for each thread that makes sessions.
+///
+/// Every session holds its configuration, and a reference count that every core increments and decrements on each
+/// request moves its cache line from core to core: measured on two threads, ~160 ns per request. A thread's own
+/// copy (same contents; the codec and the decode cache inside stay shared) has a count only that thread touches.
+pub(crate) struct Shared {
+    config: Arc<SessionConfig>,
+    per_thread: ThreadLocal<Arc<SessionConfig>>,
+}
+
+impl Shared {
+    /// The configuration for a session made on this thread.
+    pub(crate) fn for_this_thread(&self) -> &Arc<SessionConfig> {
+        self.per_thread.get_or(|| Arc::new((*self.config).clone()))
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.config.fmt(f)
     }
 }
 
@@ -65,6 +89,6 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.config.clone())
+        SessionService::new(inner, self.shared.clone())
     }
 }

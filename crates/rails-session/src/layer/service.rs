@@ -5,6 +5,7 @@ use http::{header, Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
+use super::layer::Shared;
 use crate::config::SessionConfig;
 use crate::session::{CookieHeaders, Session};
 
@@ -12,12 +13,12 @@ use crate::session::{CookieHeaders, Session};
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    config: Arc<SessionConfig>,
+    shared: Arc<Shared>,
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, config: Arc<SessionConfig>) -> Self {
-        SessionService { inner, config }
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        SessionService { inner, shared }
     }
 }
 
@@ -35,7 +36,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let session = session_for(&self.config, &req);
+        let session = session_for(self.shared.for_this_thread(), &req);
         if req.extensions().is_empty() {
             *req.extensions_mut() = roomy_extensions().clone();
         }

@@ -92,14 +92,13 @@ pub(crate) type IdentityList = Arc<[(http::HeaderName, HeaderValue)]>;
 
 impl State {
     fn new(config: Config) -> State {
-        let session_for = |policy: &Policy| -> (Option<Arc<rails_session::SessionConfig>>, bool) {
+        let session_for = |policy: &Policy| -> (Option<SessionLayer>, bool) {
             let Some(s) = &config.session else { return (None, true) };
-            match policy {
-                Policy::Scope(scope) if *scope != s.default_scope => {
-                    (s.for_scope(scope).cloned(), false)
-                }
-                _ => (s.for_scope(&s.default_scope).cloned(), true),
-            }
+            let (scoped, default) = match policy {
+                Policy::Scope(scope) if *scope != s.default_scope => (s.for_scope(scope), false),
+                _ => (s.for_scope(&s.default_scope), true),
+            };
+            (scoped.cloned().map(SessionLayer::from_arc), default)
         };
         let routes = config
             .routes
@@ -519,7 +518,7 @@ async fn proxy(
         tracing::debug!(count = forged, "stripped client-sent X-Railbridge-* headers");
     }
     let policy = state.router.policy(&rs.route, path).clone();
-    let Some(session_config) = &rs.session else {
+    let Some(session_layer) = &rs.session else {
         rs.metrics.auth(Outcome::NoSecret);
         return match (policy, mode) {
             (Policy::Public, Mode::Proxy) => send(state, &rs.route, req, peer, &[]).await,
@@ -530,7 +529,7 @@ async fn proxy(
     // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
     let cache = rs.identity_cache.as_ref();
     let cookie = cache
-        .and_then(|_| session_cookie_raw(req.headers(), session_config.key()))
+        .and_then(|_| session_cookie_raw(req.headers(), session_layer.config().key()))
         .filter(|c| !c.is_empty());
     if let (Some(cache), Some(cookie)) = (cache, cookie) {
         if let Some(identity) = cache.get(cookie) {
@@ -544,13 +543,13 @@ async fn proxy(
     let cache_key = cookie.map(str::to_owned);
     let handler =
         RouteHandler { state: state.clone(), route: rs.clone(), policy, peer: peer.clone(), mode };
-    let service = SessionLayer::from_arc(session_config.clone()).layer(handler);
+    let service = session_layer.layer(handler);
     let mut response = match service.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
     if let Some(handled) = response.extensions_mut().remove::<Handled>() {
-        let name = session_config.key();
+        let name = session_layer.config().key();
         let written_by_gateway =
             session_cookies(response.headers(), name) > handled.upstream_session_cookies;
         if written_by_gateway && handled.upstream_session_cookies > 0 {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use http::uri::{PathAndQuery, Uri};
-use rails_session::SessionConfig;
+use rails_session::SessionLayer;
 
 use super::error::ProxyError;
 use crate::config::{Policy, Route};
@@ -13,8 +13,9 @@ use crate::config::{Policy, Route};
 #[derive(Debug)]
 pub(crate) struct RouteState {
     pub(crate) route: Route,
-    /// The session configuration of the route's Warden scope (`None` without `SECRET_KEY_BASE`).
-    pub(crate) session: Option<Arc<SessionConfig>>,
+    /// The session layer of the route's Warden scope (`None` without `SECRET_KEY_BASE`), built once: a layer keeps
+    /// per-thread copies of its configuration for the sessions it makes.
+    pub(crate) session: Option<SessionLayer>,
     /// The route uses the default scope (and so the User API, if any).
     pub(crate) default_scope: bool,
     /// Identity headers of recently seen session cookies on this route whose session needed no refresh.

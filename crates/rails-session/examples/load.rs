@@ -139,22 +139,14 @@ fn micro(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::error:
     let cached = start.elapsed() / N;
     // Two threads reading the same session at once, as two cores serving one user's requests do.
     let store = Arc::new(store);
-    let start = Instant::now();
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let (store, escaped) = (store.clone(), escaped.to_owned());
-            std::thread::spawn(move || {
-                for _ in 0..N {
-                    std::hint::black_box(store.load_escaped_now(std::hint::black_box(&escaped)))?;
-                }
-                Ok::<(), rails_session::StoreError>(())
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().map_err(|_| "a micro-benchmark thread panicked")??;
-    }
-    let shared = start.elapsed() / N;
+    let shared = on_two_threads(N, || {
+        let (store, escaped) = (store.clone(), escaped.to_owned());
+        move || {
+            std::hint::black_box(store.load_escaped_now(std::hint::black_box(&escaped)))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })?;
     println!(
         "per cookie: codec decode {decode:?}; cookie store, cached {cached:?}, two threads at once {shared:?}"
     );
@@ -180,35 +172,24 @@ fn layer_alone(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::
         Ok::<_, std::convert::Infallible>(http::Response::new(()))
     });
     let layered = SessionLayer::new(config.clone()).layer(handler);
-    let run = |with_layer: bool| -> Result<Duration, Box<dyn std::error::Error>> {
-        let start = Instant::now();
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let (mut plain, layered, cookie) = (plain, layered.clone(), cookie.to_owned());
-                std::thread::spawn(move || {
-                    for _ in 0..N {
-                        let request = http::Request::get("/")
-                            .header(http::header::HOST, "127.0.0.1")
-                            .header(http::header::COOKIE, &cookie)
-                            .body(())
-                            .map_err(|e| e.to_string())?;
-                        let response = if with_layer {
-                            layered.clone().call(request).now_or_never()
-                        } else {
-                            plain.call(request).now_or_never()
-                        };
-                        std::hint::black_box(
-                            response.ok_or("pending")?.map_err(|e| e.to_string())?,
-                        );
-                    }
-                    Ok::<(), String>(())
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().map_err(|_| "a micro-benchmark thread panicked")??;
-        }
-        Ok(start.elapsed() / N)
+    let run = |with_layer: bool| {
+        on_two_threads(N, || {
+            let (mut plain, layered, cookie) = (plain, layered.clone(), cookie.to_owned());
+            move || {
+                let request = http::Request::get("/")
+                    .header(http::header::HOST, "127.0.0.1")
+                    .header(http::header::COOKIE, &cookie)
+                    .body(())
+                    .map_err(|e| e.to_string())?;
+                let response = if with_layer {
+                    layered.clone().call(request).now_or_never()
+                } else {
+                    plain.call(request).now_or_never()
+                };
+                std::hint::black_box(response.ok_or("pending")?.map_err(|e| e.to_string())?);
+                Ok(())
+            }
+        })
     };
     let mut with = Vec::new();
     let mut without = Vec::new();
@@ -221,6 +202,25 @@ fn layer_alone(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::
         median_of(with.iter().zip(&without).map(|(a, b)| a - b).collect())
     );
     Ok(())
+}
+
+/// Runs an operation `n` times on each of two threads at once (each thread's from `make`); the wall time per
+/// operation of one thread.
+fn on_two_threads<F>(n: u32, make: impl Fn() -> F) -> Result<Duration, Box<dyn std::error::Error>>
+where
+    F: FnMut() -> Result<(), String> + Send + 'static,
+{
+    let start = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let mut op = make();
+            std::thread::spawn(move || (0..n).try_for_each(|_| op()))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().map_err(|_| "a micro-benchmark thread panicked")??;
+    }
+    Ok(start.elapsed() / n)
 }
 
 fn median_of(mut values: Vec<f64>) -> f64 {

@@ -176,9 +176,9 @@ impl CookieStore {
     }
 
     /// Sets the decode cache: at most `capacity` decoded sessions (for all threads together), each for at most
-    /// `ttl` (and at most a day). `capacity` 0 turns it off (every request with a session then decrypts its cookie). Each thread keeps
-    /// the sessions it decoded itself, so a cookie is decrypted once per thread that serves it, not once per
-    /// process.
+    /// `ttl` (and at most a day). `capacity` 0 turns it off (every request with a session then decrypts its
+    /// cookie). Each thread keeps the sessions it decoded itself, so a cookie is decrypted once per thread that
+    /// serves it, not once per process.
     #[must_use]
     pub fn with_decode_cache(mut self, capacity: usize, ttl: Duration) -> Self {
         self.cache =

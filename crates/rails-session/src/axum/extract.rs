@@ -17,12 +17,8 @@ impl<S: Sync> FromRequestParts<S> for Session {
         parts: &mut Parts,
         _state: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        ready(session_of(parts))
+        ready(session_in(parts).cloned())
     }
-}
-
-fn session_of(parts: &Parts) -> Result<Session, SessionRejection> {
-    session_in(parts).cloned()
 }
 
 /// The request's session, borrowed: the synchronous paths need no handle of their own.
@@ -77,13 +73,16 @@ impl<S: Sync, U: Clone + Send + Sync + 'static> OptionalFromRequestParts<S> for 
         parts: &mut Parts,
         _state: &S,
     ) -> impl Future<Output = Result<Option<Self>, Self::Rejection>> + Send {
-        let session = match session_of(parts) {
+        let session = match session_in(parts) {
             Ok(session) => session,
             Err(e) => return Either::Left(ready(Err(e))),
         };
         match session.current_user_now::<U>() {
             Some(now) => Either::Left(ready(now.map_err(SessionRejection::from))),
-            None => Either::Right(Box::pin(async move { Ok(session.current_user::<U>().await?) })),
+            None => Either::Right(Box::pin({
+                let session = session.clone();
+                async move { Ok(session.current_user::<U>().await?) }
+            })),
         }
     }
 }

@@ -6,11 +6,12 @@
 //! cargo run --release -p rails-session --example load -- [SECONDS_PER_SLOT] [ROUNDS] [CONNECTIONS]
 //! ```
 //!
-//! Only 127.0.0.1; every slot stops after its duration or 2 million requests, whichever comes first. A shared
-//! machine's speed drifts by ±10% within seconds, more than the differences measured here, so every variant's
-//! slot is bracketed by two slots of the baseline (B V1 B V2 B … per round) and compared with their mean: drift
-//! that is linear over three slots cancels. The headline is the median of these bracketed ratios over the
-//! rounds.
+//! `SECONDS_PER_SLOT` may be fractional (0.1 to 60). Only 127.0.0.1; every slot stops after its duration or 2
+//! million requests, whichever comes first. Each server's client connections are opened once and kept for all its
+//! slots, so a slot measures requests only. A shared machine's speed drifts by ±10% within seconds, more than the
+//! differences measured here, so every variant's slot is bracketed by two slots of the baseline (B V1 B V2 B … per
+//! round) and compared with their mean: drift that is linear over three slots cancels. The headline is the median
+//! of these bracketed ratios over the rounds.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,9 +27,9 @@ use rails_cookie::{CookieCodec, Hash, Profile, SecretKeyBase, Value};
 use rails_session::{CurrentUser, Identity, SessionConfig, SessionLayer};
 
 const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
-const MAX_REQUESTS_PER_ROUND: u64 = 2_000_000;
+const MAX_REQUESTS_PER_SLOT: u64 = 2_000_000;
 
-/// The session a Devise app holds after sign-in, with a flash and a CSRF token (about 420 bytes of cookie).
+/// The session a Devise app holds after sign-in, with a flash and a CSRF token (a cookie of about 730 bytes).
 fn devise_cookie() -> Result<String, Box<dyn std::error::Error>> {
     let codec = CookieCodec::new(Profile::rails_6_1(), SecretKeyBase::new(SKB)?)?;
     let mut h = Hash::new();
@@ -68,28 +69,38 @@ async fn serve_wrapped(app: Router, config: SessionConfig) -> std::io::Result<So
     Ok(addr)
 }
 
-/// Runs `connections` keep-alive HTTP/1.1 clients against `addr` for `duration`; requests/s.
-async fn slot(
-    addr: SocketAddr,
-    cookie: &str,
-    connections: usize,
-    duration: Duration,
-) -> Result<f64, String> {
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// `connections` keep-alive HTTP/1.1 connections to `addr`, opened once and reused by every slot of that server:
+/// a slot then starts at full speed, with no connection setup in it.
+async fn connect(addr: SocketAddr, connections: usize) -> Result<Vec<Sender>, String> {
+    let mut senders = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    Ok(senders)
+}
+
+/// Runs every connection of `clients` as a closed-loop client for `duration`; requests/s. The connections are
+/// handed back into `clients` for the next slot.
+async fn slot(clients: &mut Vec<Sender>, cookie: &str, duration: Duration) -> Result<f64, String> {
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    let start = Instant::now();
+    for mut sender in std::mem::take(clients) {
         let (done, count, cookie) = (done.clone(), count.clone(), cookie.to_owned());
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
             while !done.load(Ordering::Relaxed)
-                && count.load(Ordering::Relaxed) < MAX_REQUESTS_PER_ROUND
+                && count.load(Ordering::Relaxed) < MAX_REQUESTS_PER_SLOT
             {
+                sender.ready().await.map_err(|e| e.to_string())?;
                 let request = http::Request::get("/")
                     .header(http::header::HOST, "127.0.0.1")
                     .header(http::header::COOKIE, &cookie)
@@ -102,17 +113,15 @@ async fn slot(
                 response.into_body().collect().await.map_err(|e| e.to_string())?;
                 count.fetch_add(1, Ordering::Relaxed);
             }
-            Ok::<(), String>(())
+            Ok::<Sender, String>(sender)
         }));
     }
-    let start = Instant::now();
-    let counted_start = count.load(Ordering::Relaxed);
     tokio::time::sleep(duration).await;
-    let counted = count.load(Ordering::Relaxed) - counted_start;
-    done.store(true, Ordering::Relaxed);
+    let counted = count.load(Ordering::Relaxed);
     let elapsed = start.elapsed();
+    done.store(true, Ordering::Relaxed);
     for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
+        clients.push(task.await.map_err(|e| e.to_string())??);
     }
     #[allow(clippy::cast_precision_loss)]
     Ok(counted as f64 / elapsed.as_secs_f64())
@@ -139,7 +148,9 @@ fn micro(config: &SessionConfig, cookie: &str) -> Result<(), Box<dyn std::error:
     let cached = start.elapsed() / N;
     // Two threads reading the same session at once, as two cores serving one user's requests do.
     let store = Arc::new(store);
-    let shared = on_two_threads(N, || {
+    // Many more rounds than above: each thread's start (its first decode, its allocator arena, its cache shard)
+    // must not weigh in the time per lookup.
+    let shared = on_two_threads(100 * N, || {
         let (store, escaped) = (store.clone(), escaped.to_owned());
         move || {
             std::hint::black_box(store.load_escaped_now(std::hint::black_box(&escaped)))
@@ -235,10 +246,16 @@ fn median_of(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
-    let seconds = args.first().copied().unwrap_or(3).clamp(1, 60);
-    let rounds = args.get(1).copied().unwrap_or(3).clamp(1, 100);
-    let connections = usize::try_from(args.get(2).copied().unwrap_or(32).clamp(1, 512))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let seconds: f64 = args.first().map_or(Ok(1.0), |a| a.parse())?;
+    if !(0.1..=60.0).contains(&seconds) {
+        return Err("SECONDS_PER_SLOT: from 0.1 to 60".into());
+    }
+    let rounds: usize = args.get(1).map_or(Ok(3), |a| a.parse())?;
+    let rounds = rounds.clamp(1, 400);
+    let connections: usize = args.get(2).map_or(Ok(32), |a| a.parse())?;
+    let connections = connections.clamp(1, 512);
+    let duration = Duration::from_secs_f64(seconds);
     let config =
         SessionConfig::new(Profile::rails_6_1(), SecretKeyBase::new(SKB)?, "_app_session")?;
 
@@ -281,39 +298,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cookie.len()
     );
 
-    let variants = [
+    let mut variants = Vec::new();
+    for (name, addr) in [
         ("without the layer", plain),
         ("layer, session untouched", lazy),
         ("layer, session read", reading),
         ("layer, decoding the cookie", decoding),
         ("around the router, decoding", wrapped),
-    ];
+    ] {
+        variants.push((name, connect(addr, connections).await?));
+    }
     // For profiling one variant at a time: LOAD_ONLY=<index> runs only that one (0 is the baseline).
     if let Some(only) = std::env::var("LOAD_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
-        let (name, addr) = variants.get(only).ok_or("LOAD_ONLY: no such variant")?;
+        let (name, clients) = variants.get_mut(only).ok_or("LOAD_ONLY: no such variant")?;
         for r in 1..=rounds {
-            let rps = slot(*addr, &cookie, connections, Duration::from_secs(seconds)).await?;
-            #[allow(clippy::cast_precision_loss)]
-            let requests = rps * seconds as f64;
-            println!("round {r}: {name:<28} {rps:>10.0} req/s, {requests:.0} requests");
+            let rps = slot(clients, &cookie, duration).await?;
+            println!("round {r}: {name:<28} {rps:>10.0} req/s, {:.0} requests", rps * seconds);
         }
         return Ok(());
     }
-    for (_, addr) in &variants {
-        slot(*addr, &cookie, connections, Duration::from_millis(500)).await?;
+    for (_, clients) in &mut variants {
+        slot(clients, &cookie, Duration::from_millis(500)).await?;
     }
-    let duration = Duration::from_secs(seconds);
-    let base = variants[0].1;
     // samples[0]: every baseline slot; samples[i]: variant i. ratios[i]: variant i over its two brackets.
     let mut samples: [Vec<f64>; 5] = Default::default();
     let mut ratios: [Vec<f64>; 5] = Default::default();
+    let (base, others) = variants.split_at_mut(1);
+    let base = &mut base[0].1;
     for r in 1..=rounds {
-        let mut before = slot(base, &cookie, connections, duration).await?;
+        let mut before = slot(base, &cookie, duration).await?;
         samples[0].push(before);
-        let mut line = format!("round {r:>2}: without {before:>7.0}");
-        for (i, (_, addr)) in variants.iter().enumerate().skip(1) {
-            let rps = slot(*addr, &cookie, connections, duration).await?;
-            let after = slot(base, &cookie, connections, duration).await?;
+        let mut line = format!("round {r:>3}: without {before:>7.0}");
+        for (i, (_, clients)) in (1..).zip(others.iter_mut()) {
+            let rps = slot(clients, &cookie, duration).await?;
+            let after = slot(base, &cookie, duration).await?;
             samples[i].push(rps);
             samples[0].push(after);
             ratios[i].push(rps / ((before + after) / 2.0));

@@ -648,4 +648,32 @@ out "empty", {}
         let again = load(&dump(&value).unwrap(), &Limits::default()).unwrap();
         assert_eq!(again, value);
     }
+
+    /// Found by `fuzz/run.sh` (marshal_load): two encoding names that differ only in case (no Ruby encoding, but
+    /// readable data) were written as one, so the second String read back with the first one's encoding.
+    #[test]
+    fn fuzz_regression_encoding_names_differing_in_case() {
+        let strings = Value::Array(vec![
+            Value::RubyString(RString::new(b"a".to_vec(), Encoding::Other("X-Enc".into()))),
+            Value::RubyString(RString::new(b"b".to_vec(), Encoding::Other("x-enc".into()))),
+            Value::RubyString(RString::new(b"c".to_vec(), Encoding::Other("X-Enc".into()))),
+        ]);
+        let bytes = dump(&strings).unwrap();
+        assert_eq!(load(&bytes, &Limits::default()).unwrap(), strings);
+        // The third String links the first one's name (`@` and its object index) instead of writing it again.
+        assert_eq!(bytes.windows(5).filter(|w| w == b"X-Enc").count(), 1);
+        // The input the fuzzer found.
+        let crash = hex::decode(concat!(
+            "04087b087b0749220f73237373696f6e5f6964063a06063b0054492209636166e9063a0d656e636f64696e67222f49087b07",
+            "220f7333393637323435393161626364456630313233343536373839616263645d66063b0054492209636166e9063a0d656e",
+            "636f64696e67222f07220f73656f736468313037326906620a506f69693f3535333669065d63646566063b005406534f2d07",
+            "49220f73657373696f6e5f6964063a06063b0054492209636166e9063a0d656e636f64696e67222f49087b07220f73333936",
+            "37323435393161626364656630313233343536373839616263645d66063b0054492209636166e9063a0d656e636f64696e67",
+            "222f07220f73656f7364683130373269066f69500a62693f3535333669065d63646566063b005406534f2d3530",
+        ))
+        .unwrap();
+        let value = load(&crash, &Limits::default()).unwrap();
+        let again = load(&dump(&value).unwrap(), &Limits::default()).unwrap();
+        assert_eq!(again, value);
+    }
 }

@@ -51,7 +51,9 @@ struct Writer {
     flonums: HashMap<u64, usize>,
     /// Interned strings written so far (Hash keys, zone names): (bytes, encoding name) → object index.
     fstrings: HashMap<(Vec<u8>, String), usize>,
-    /// Encoding names written so far (case-insensitively, as Ruby's table): name → object index.
+    /// Encoding names written so far: name → object index. Matched exactly, not case-insensitively like Ruby's
+    /// table: Ruby only ever writes one (canonical) spelling per encoding, so the output is the same for its data,
+    /// while a value read from arbitrary bytes may hold two spellings, and each must read back as itself.
     encodings: HashMap<String, usize>,
 }
 
@@ -204,12 +206,11 @@ impl Writer {
 
     /// An encoding name: a binary String object, written once per dump and linked afterwards.
     fn encoding_name(&mut self, name: &str) -> Result<(), Error> {
-        let key = name.to_ascii_lowercase();
-        if let Some(&index) = self.encodings.get(&key) {
+        if let Some(&index) = self.encodings.get(name) {
             return self.link(index);
         }
         let index = self.remember();
-        self.encodings.insert(key, index);
+        self.encodings.insert(name.to_owned(), index);
         self.byte(b'"');
         self.bytes(name.as_bytes())
     }

@@ -215,10 +215,6 @@ pub(crate) struct SessionSettings {
 }
 
 impl SessionSettings {
-    pub(crate) fn for_scope(&self, scope: &str) -> Option<&Arc<SessionConfig>> {
-        self.scopes.iter().find(|(s, _)| s == scope).map(|(_, c)| c)
-    }
-
     pub(crate) fn cookie_name(&self) -> &str {
         self.scopes.first().map_or("", |(_, c)| c.key())
     }

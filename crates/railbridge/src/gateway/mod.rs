@@ -92,13 +92,22 @@ pub(crate) type IdentityList = Arc<[(http::HeaderName, HeaderValue)]>;
 
 impl State {
     fn new(config: Config) -> State {
+        // One layer per Warden scope, shared by the routes of that scope: a layer keeps a copy of its configuration
+        // per thread, which one per route would multiply by the number of routes.
+        let layers: Vec<(&str, SessionLayer)> = config
+            .session
+            .iter()
+            .flat_map(|s| &s.scopes)
+            .map(|(scope, c)| (scope.as_str(), SessionLayer::from_arc(c.clone())))
+            .collect();
+        let layer_for =
+            |scope: &str| layers.iter().find(|(s, _)| *s == scope).map(|(_, l)| l.clone());
         let session_for = |policy: &Policy| -> (Option<SessionLayer>, bool) {
             let Some(s) = &config.session else { return (None, true) };
-            let (scoped, default) = match policy {
-                Policy::Scope(scope) if *scope != s.default_scope => (s.for_scope(scope), false),
-                _ => (s.for_scope(&s.default_scope), true),
-            };
-            (scoped.cloned().map(SessionLayer::from_arc), default)
+            match policy {
+                Policy::Scope(scope) if *scope != s.default_scope => (layer_for(scope), false),
+                _ => (layer_for(&s.default_scope), true),
+            }
         };
         let routes = config
             .routes

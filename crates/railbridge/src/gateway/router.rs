@@ -13,8 +13,8 @@ use crate::config::{Policy, Route};
 #[derive(Debug)]
 pub(crate) struct RouteState {
     pub(crate) route: Route,
-    /// The session layer of the route's Warden scope (`None` without `SECRET_KEY_BASE`), built once: a layer keeps
-    /// per-thread copies of its configuration for the sessions it makes.
+    /// The session layer of the route's Warden scope (`None` without `SECRET_KEY_BASE`), built with the routes and
+    /// shared by all routes of that scope: a layer keeps per-thread copies of its configuration.
     pub(crate) session: Option<SessionLayer>,
     /// The route uses the default scope (and so the User API, if any).
     pub(crate) default_scope: bool,

@@ -202,3 +202,35 @@ fn encode_with_expiry_writes_the_envelope_and_bad_input_is_refused() {
     let out = railbridge(&["cookie", "encode"], &big, &env);
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("railbridge: overflow"));
 }
+
+#[test]
+fn integers_beyond_64_bits_stay_integers_both_ways() {
+    let env = [("SECRET_KEY_BASE", SKB)];
+    let session = r#"{"session_id":"0123456789abcdef0123456789abcdef","huge":18446744073709551617,"neg":-123456789012345678901234567890,"f":1.0e+20}"#;
+    let cookie = ok(&railbridge(&["cookie", "encode", "--rails", "7.2"], session, &env));
+    let decoded = ok(&railbridge(&["cookie", "decode", "--rails", "7.2"], cookie.trim(), &env));
+    assert_eq!(
+        decoded.trim(),
+        r#"{"session_id":"0123456789abcdef0123456789abcdef","huge":18446744073709551617,"neg":-123456789012345678901234567890,"f":1e+20}"#
+    );
+    // The tagged form is read too.
+    let tagged = r#"{"huge":{"$integer":"18446744073709551617"}}"#;
+    let cookie = ok(&railbridge(&["cookie", "encode", "--rails", "7.2"], tagged, &env));
+    let decoded = ok(&railbridge(&["cookie", "decode", "--rails", "7.2"], cookie.trim(), &env));
+    assert_eq!(decoded.trim(), r#"{"huge":18446744073709551617}"#);
+}
+
+#[test]
+fn a_short_secret_key_base_is_accepted_as_rails_accepts_it() {
+    // Rails only requires a non-empty secret_key_base; a real Rails 8.0.1 app ran with this 24-byte one.
+    let env = [("SECRET_KEY_BASE", "0123456789abcdef01234567")];
+    let cookie = ok(&railbridge(&["cookie", "encode", "--rails", "8.0"], r#"{"user_id":1}"#, &env));
+    let decoded = ok(&railbridge(&["cookie", "decode", "--rails", "8.0"], cookie.trim(), &env));
+    assert_eq!(decoded.trim(), r#"{"user_id":1}"#);
+    let out = railbridge(
+        &["cookie", "decode", "--rails", "8.0"],
+        cookie.trim(),
+        &[("SECRET_KEY_BASE", "")],
+    );
+    assert!(!out.status.success());
+}

@@ -103,4 +103,5 @@ pub use profile::{CookieKind, Profile, RailsVersion};
 pub use rotation::Rotation;
 pub use secret::{Key, SecretKeyBase};
 pub use serializer::{Format, Serializer};
+pub use tagged::write_json_with_big_integers;
 pub use value::{Encoding, Hash, Object, RString, RubyTime, Value};

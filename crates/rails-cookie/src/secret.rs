@@ -19,17 +19,40 @@ use crate::error::{Error, Result};
 pub struct SecretKeyBase(Zeroizing<Vec<u8>>);
 
 impl SecretKeyBase {
-    /// Wraps a `secret_key_base`. Rails requires a non-empty value; anything shorter than 30 bytes is refused,
-    /// as Rails' own `validate_secret_key_base` and `secret_token` checks do.
+    /// Wraps a `secret_key_base`. Any non-empty value is accepted, because Rails accepts one
+    /// (`Rails::Application#validate_secret_key_base` only requires a non-empty String; the 30-byte minimum belongs
+    /// to the legacy `secret_token`). A short secret is weak, not wrong: see [`SecretKeyBase::is_weak`].
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self> {
         let secret = Zeroizing::new(secret.into());
-        if secret.len() < 30 {
-            return Err(Error::Config(format!(
-                "secret_key_base is {} bytes; Rails requires at least 30 (typically 128 hex characters)",
-                secret.len()
-            )));
+        if secret.is_empty() {
+            return Err(Error::Config(
+                "secret_key_base is empty; Rails requires a non-empty value (typically 128 hex characters)".into(),
+            ));
         }
         Ok(SecretKeyBase(secret))
+    }
+
+    /// Whether the secret is shorter than [`SecretKeyBase::RECOMMENDED_LEN`] bytes — what `bin/rails secret`
+    /// writes is 128 hex characters. Rails runs with such a secret, so railbridge does too; the gateway warns.
+    #[must_use]
+    pub fn is_weak(&self) -> bool {
+        self.0.len() < Self::RECOMMENDED_LEN
+    }
+
+    /// The length below which a secret counts as weak: 64 bytes, the digest size of the SHA-256/SHA-512 HMACs and
+    /// half of what `bin/rails secret` generates.
+    pub const RECOMMENDED_LEN: usize = 64;
+
+    /// The secret's length in bytes (for diagnostics; the bytes themselves are never shown).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: an empty secret cannot be constructed. Present because `len` is.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub(crate) fn expose(&self) -> &[u8] {
@@ -112,8 +135,13 @@ mod tests {
     }
 
     #[test]
-    fn short_secret_is_refused() {
-        assert!(matches!(SecretKeyBase::new("short"), Err(Error::Config(_))));
+    fn any_non_empty_secret_is_accepted_as_rails_does() {
+        // A real Rails 8.0.1 app ran with this 24-byte secret_key_base.
+        let skb = SecretKeyBase::new("0123456789abcdef01234567").unwrap();
+        assert_eq!((skb.len(), skb.is_weak()), (24, true));
+        assert!(SecretKeyBase::new("x").is_ok());
+        assert!(!SecretKeyBase::new("a".repeat(128)).unwrap().is_weak());
+        assert!(matches!(SecretKeyBase::new(""), Err(Error::Config(_))));
     }
 
     #[test]

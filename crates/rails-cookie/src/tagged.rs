@@ -135,6 +135,29 @@ impl Value {
         from_tagged(json, 0)
     }
 
+    /// Reads tagged JSON text. Unlike going through `serde_json::Value`, an integer literal of any size stays an
+    /// Integer (`18446744073709551617` is not rounded to a Float), as Ruby reads it.
+    ///
+    /// ```
+    /// use rails_cookie::Value;
+    /// let v = Value::from_tagged_json_str(r#"{"huge": 18446744073709551617, "s": {"$symbol": "a"}}"#)?;
+    /// assert_eq!(v.to_tagged_json_string(), r#"{"huge":18446744073709551617,"s":{"$symbol":"a"}}"#);
+    /// # Ok::<(), rails_cookie::Error>(())
+    /// ```
+    pub fn from_tagged_json_str(text: &str) -> Result<Value> {
+        let plain = crate::serializer::json::load(text.as_bytes())?;
+        from_tagged(&plain_json(&plain), 0)
+    }
+
+    /// The tagged JSON form as text, with Integers of any size written as JSON numbers (the `serde_json` form of
+    /// [`Value::to_tagged_json`] has to tag those beyond 64 bits as `{"$integer": "…"}`).
+    #[must_use]
+    pub fn to_tagged_json_string(&self) -> String {
+        let mut out = String::new();
+        write_json_with_big_integers(&self.to_tagged_json(), &mut out);
+        out
+    }
+
     /// Converts to a serde type through the JSON form Rails' `as_json` would give (symbols as strings, times as
     /// ISO 8601 strings, objects as hashes of their instance variables).
     ///
@@ -154,6 +177,59 @@ impl Value {
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
         let bytes = serde_json::to_vec(value).map_err(|e| Error::serializer("json", e))?;
         crate::serializer::json::load(&bytes)
+    }
+}
+
+/// A plain value as `serde_json` holds it, Integers beyond 64 bits as their `$integer` tag (the only values a JSON
+/// parse yields that `serde_json::Value` cannot hold).
+fn plain_json(v: &Value) -> Json {
+    match v {
+        Value::Array(items) => Json::Array(items.iter().map(plain_json).collect()),
+        Value::Hash(h) => Json::Object(
+            h.entries
+                .iter()
+                .map(|(k, v)| (k.as_key_str().unwrap_or_default().to_owned(), plain_json(v)))
+                .collect(),
+        ),
+        other => other.to_tagged_json(),
+    }
+}
+
+/// Writes JSON text, turning each `{"$integer": "digits"}` tag into the bare number. A Hash whose first key starts
+/// with `$` is always written in the `$hash` form, so such an object is always the tag, never data.
+pub fn write_json_with_big_integers(json: &Json, out: &mut String) {
+    match json {
+        Json::Object(map) => {
+            if map.len() == 1 {
+                if let Some(Json::String(digits)) = map.get("$integer") {
+                    if BigInt::from_str(digits).is_ok() {
+                        out.push_str(digits);
+                        return;
+                    }
+                }
+            }
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Json::String(k.clone()).to_string());
+                out.push(':');
+                write_json_with_big_integers(v, out);
+            }
+            out.push('}');
+        }
+        Json::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_with_big_integers(v, out);
+            }
+            out.push(']');
+        }
+        leaf => out.push_str(&leaf.to_string()),
     }
 }
 

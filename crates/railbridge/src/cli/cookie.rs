@@ -173,15 +173,22 @@ fn decode(args: &DecodeArgs) -> Result<String, CliError> {
     } else {
         session
     };
-    Ok(out.to_string())
+    // Integers beyond 64 bits print as numbers, as Rails wrote them in a JSON session.
+    let mut text = String::new();
+    rails_cookie::write_json_with_big_integers(&out, &mut text);
+    Ok(text)
 }
 
 fn encode(args: &EncodeArgs) -> Result<String, CliError> {
     let codec = args.codec.build()?;
     let input = read_stdin()?;
-    let json: serde_json::Value = serde_json::from_str(&input)
-        .map_err(|e| CliError::Input(format!("the session is not JSON: {e}")))?;
-    let value = Value::from_tagged_json(&json)?;
+    // Read with Ruby's number rules: an Integer of any size stays an Integer.
+    let value = Value::from_tagged_json_str(&input).map_err(|e| match e {
+        rails_cookie::Error::Serializer { reason, .. } if reason.starts_with("invalid JSON") => {
+            CliError::Input(format!("the session is not JSON: {reason}"))
+        }
+        other => other.into(),
+    })?;
     let expires = match (args.expires_in, &args.expires_at) {
         (Some(secs), _) => Some(OffsetDateTime::now_utc() + time::Duration::seconds(secs)),
         (None, Some(t)) => Some(parse_time(t)?),

@@ -64,8 +64,14 @@ pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, Config
             "`user.*` fields need a [user_api] section",
         ));
     }
-    let session =
-        session(&raw.rails, &raw.identity.session_hash_key_file, user_api.as_ref(), &routes, env)?;
+    let session = session(
+        &raw.rails,
+        &raw.identity.session_hash_key_file,
+        user_api.as_ref(),
+        &routes,
+        env,
+        &mut warnings,
+    )?;
     if session.is_none() {
         warnings.push(
             "SECRET_KEY_BASE is not set (nor SECRET_KEY_BASE_FILE or [rails] secret_key_base_file): nobody can sign \
@@ -411,6 +417,7 @@ fn session(
     user_api: Option<&RawUserApi>,
     routes: &[Route],
     env: Lookup<'_>,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<SessionSettings>, ConfigError> {
     let secret = if let Some(s) = env("SECRET_KEY_BASE") {
         s
@@ -421,6 +428,15 @@ fn session(
     } else {
         return Ok(None);
     };
+    // Rails runs with any non-empty secret_key_base, so the gateway does too; a short one is worth a warning.
+    if !secret.is_empty() && secret.len() < rails_cookie::SecretKeyBase::RECOMMENDED_LEN {
+        warnings.push(format!(
+            "SECRET_KEY_BASE is {} bytes, shorter than the {} recommended (`bin/rails secret` writes 128): cookies \
+             signed with a short secret are easier to forge",
+            secret.len(),
+            rails_cookie::SecretKeyBase::RECOMMENDED_LEN
+        ));
+    }
     let lookup = |name: &str| -> Option<String> {
         if name == "SECRET_KEY_BASE" {
             return Some(secret.clone());
@@ -696,6 +712,18 @@ mod tests {
             Config::from_toml(toml, "t", env(&[("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_env")]))
                 .unwrap();
         assert_eq!(c.session.unwrap().cookie_name(), "_env");
+    }
+
+    #[test]
+    fn a_short_secret_is_a_warning_not_an_error() {
+        let c = Config::from_toml(
+            "",
+            "t",
+            env(&[("SECRET_KEY_BASE", "0123456789abcdef01234567"), ("SESSION_KEY", "_s")]),
+        )
+        .unwrap();
+        assert!(c.session.is_some());
+        assert!(c.warnings.iter().any(|w| w.contains("24 bytes")), "{:?}", c.warnings);
     }
 
     #[test]

@@ -16,10 +16,11 @@ pub(crate) fn dump(value: &Value) -> Result<Vec<u8>> {
     Ok(out.into_bytes())
 }
 
-/// Parses JSON as `ActiveSupport::JSON.decode` does.
+mod parse;
+
+/// Parses JSON as `ActiveSupport::JSON.decode` does (`JSON.parse`: Integers of any size stay Integers).
 pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::serializer("json", format!("invalid JSON at column {}", e.column())))
+    parse::parse(bytes)
 }
 
 const MAX_DEPTH: usize = 128;

@@ -17,8 +17,8 @@ use crate::secret::SecretKeyBase;
 use crate::serializer::Serializer;
 use crate::value::Value;
 
-/// The largest cookie value Rails writes (`ActionDispatch::Cookies::MAX_COOKIE_SIZE`), counted before
-/// percent-encoding and without the name (Rails 4.2 – 8.0).
+/// The largest cookie Rails writes (`ActionDispatch::Cookies::MAX_COOKIE_SIZE`), counted before percent-encoding:
+/// the value alone in Rails 4.2 – 8.0, the name and the value together from 8.1.
 pub const MAX_COOKIE_SIZE: usize = 4096;
 
 /// A decoded cookie.
@@ -288,7 +288,7 @@ impl CookieCodec {
             .encrypted
             .first()
             .ok_or_else(|| Error::Config("no encryptor configured".into()))?;
-        check_size(primary.encryptor.encrypt_and_sign(&plain)?)
+        check_size(&self.profile, cookie_name, primary.encryptor.encrypt_and_sign(&plain)?)
     }
 
     /// Writes a `cookies.signed[name] = value`.
@@ -301,7 +301,7 @@ impl CookieCodec {
         let plain = self.plaintext(cookie_name, value, expires, false)?;
         let primary =
             self.signed.first().ok_or_else(|| Error::Config("no verifier configured".into()))?;
-        check_size(primary.verifier.generate(&plain))
+        check_size(&self.profile, cookie_name, primary.verifier.generate(&plain))
     }
 
     pub(crate) fn encode_with_iv(
@@ -316,7 +316,7 @@ impl CookieCodec {
             .encrypted
             .first()
             .ok_or_else(|| Error::Config("no encryptor configured".into()))?;
-        check_size(primary.encryptor.encrypt_with_iv(&plain, iv)?)
+        check_size(&self.profile, cookie_name, primary.encryptor.encrypt_with_iv(&plain, iv)?)
     }
 
     /// Serializes and, where this Rails version does, wraps in the metadata envelope.
@@ -328,7 +328,7 @@ impl CookieCodec {
         encrypted: bool,
     ) -> Result<Vec<u8>> {
         let p = &self.profile;
-        let payload = p.serializer.dump(value)?;
+        let payload = crate::serializer::dump_with(p.serializer, value, p.json_escapes())?;
         let envelope = match p.version {
             v if v < RailsVersion::V5_2 => None,
             // 5.2 writes an expiry-only envelope, and only with authenticated encryption on (both jars).
@@ -341,7 +341,7 @@ impl CookieCodec {
             _ => None,
         };
         Ok(match envelope {
-            Some((exp, pur)) => metadata::wrap(&payload, exp, pur.as_deref()),
+            Some((exp, pur)) => metadata::wrap(&payload, exp, pur.as_deref(), p.json_escapes()),
             None => payload,
         })
     }
@@ -386,9 +386,12 @@ fn keep_most_telling(slot: &mut Option<Error>, e: Error) {
     }
 }
 
-fn check_size(value: String) -> Result<String> {
-    if value.len() > MAX_COOKIE_SIZE {
-        return Err(Error::Overflow { size: value.len() });
+/// `check_for_overflow!`: 8.1 counts `name.bytesize + value.bytesize`, earlier versions the value alone.
+fn check_size(profile: &Profile, cookie_name: &str, value: String) -> Result<String> {
+    let size =
+        if profile.overflow_counts_name() { cookie_name.len() + value.len() } else { value.len() };
+    if size > MAX_COOKIE_SIZE {
+        return Err(Error::Overflow { size });
     }
     Ok(value)
 }

@@ -104,4 +104,4 @@ pub use rotation::Rotation;
 pub use secret::{Key, SecretKeyBase};
 pub use serializer::{Format, Serializer};
 pub use tagged::write_json_with_big_integers;
-pub use value::{Encoding, Hash, Object, RString, RubyTime, Value};
+pub use value::{Encoding, Hash, Object, Packed, RString, RubyTime, Value};

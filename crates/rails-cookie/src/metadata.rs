@@ -62,7 +62,12 @@ pub(crate) fn format_exp(exp: OffsetDateTime) -> String {
 }
 
 /// Wraps a serialized payload in the envelope, byte for byte as `ActiveSupport::Messages::Metadata.wrap`.
-pub(crate) fn wrap(payload: &[u8], exp: Option<OffsetDateTime>, purpose: Option<&str>) -> Vec<u8> {
+pub(crate) fn wrap(
+    payload: &[u8],
+    exp: Option<OffsetDateTime>,
+    purpose: Option<&str>,
+    escapes: json::Escapes,
+) -> Vec<u8> {
     let mut out = String::with_capacity(payload.len() * 4 / 3 + 64 + purpose.map_or(0, str::len));
     out.push_str(r#"{"_rails":{"message":""#);
     encoding::b64_encode_into(payload, &mut out);
@@ -77,7 +82,7 @@ pub(crate) fn wrap(payload: &[u8], exp: Option<OffsetDateTime>, purpose: Option<
     }
     out.push_str(r#","pur":"#);
     match purpose {
-        Some(p) => json::write_str(p, &mut out),
+        Some(p) => json::write_str_with(p, &mut out, escapes),
         None => out.push_str("null"),
     }
     out.push_str("}}");
@@ -138,16 +143,22 @@ mod tests {
     fn wrap_is_byte_exact() {
         // Spec vector T3's envelope for a short payload, and T5's expiry format.
         assert_eq!(
-            String::from_utf8(wrap(b"{}", None, Some("cookie._app_session"))).unwrap(),
+            String::from_utf8(wrap(b"{}", None, Some("cookie._app_session"), json::Escapes::ALL))
+                .unwrap(),
             r#"{"_rails":{"message":"e30=","exp":null,"pur":"cookie._app_session"}}"#
         );
         assert_eq!(
-            String::from_utf8(wrap(b"{}", Some(datetime!(2030-01-02 03:04:05.999999 UTC)), None))
-                .unwrap(),
+            String::from_utf8(wrap(
+                b"{}",
+                Some(datetime!(2030-01-02 03:04:05.999999 UTC)),
+                None,
+                json::Escapes::ALL
+            ))
+            .unwrap(),
             r#"{"_rails":{"message":"e30=","exp":"2030-01-02T03:04:05.999Z","pur":null}}"#
         );
         assert_eq!(
-            String::from_utf8(wrap(b"", None, Some("cookie.<&>"))).unwrap(),
+            String::from_utf8(wrap(b"", None, Some("cookie.<&>"), json::Escapes::ALL)).unwrap(),
             r#"{"_rails":{"message":"","exp":null,"pur":"cookie.\u003c\u0026\u003e"}}"#
         );
     }
@@ -156,19 +167,22 @@ mod tests {
     fn purpose_rules() {
         let p = "cookie._app_session";
         let ok = |m: &[u8]| unwrap(m, EnvelopeDetection::Prefix, p, NOW).map(|c| c.into_owned());
-        assert_eq!(ok(&wrap(b"x", None, Some(p))).unwrap(), b"x");
-        assert_eq!(ok(&wrap(b"x", None, None)).unwrap(), b"x");
-        assert_eq!(ok(&wrap(b"x", None, Some(""))).unwrap(), b"x");
-        assert!(matches!(ok(&wrap(b"x", None, Some("cookie.other"))), Err(Error::PurposeMismatch)));
+        assert_eq!(ok(&wrap(b"x", None, Some(p), json::Escapes::ALL)).unwrap(), b"x");
+        assert_eq!(ok(&wrap(b"x", None, None, json::Escapes::ALL)).unwrap(), b"x");
+        assert_eq!(ok(&wrap(b"x", None, Some(""), json::Escapes::ALL)).unwrap(), b"x");
+        assert!(matches!(
+            ok(&wrap(b"x", None, Some("cookie.other"), json::Escapes::ALL)),
+            Err(Error::PurposeMismatch)
+        ));
         assert_eq!(ok(b"bare").unwrap(), b"bare");
     }
 
     #[test]
     fn expiry_rules() {
         let p = "cookie.a";
-        let past = wrap(b"x", Some(datetime!(2020-01-01 00:00 UTC)), Some(p));
-        let future = wrap(b"x", Some(datetime!(2099-01-01 00:00 UTC)), Some(p));
-        let exactly_now = wrap(b"x", Some(NOW), Some(p));
+        let past = wrap(b"x", Some(datetime!(2020-01-01 00:00 UTC)), Some(p), json::Escapes::ALL);
+        let future = wrap(b"x", Some(datetime!(2099-01-01 00:00 UTC)), Some(p), json::Escapes::ALL);
+        let exactly_now = wrap(b"x", Some(NOW), Some(p), json::Escapes::ALL);
         assert!(matches!(unwrap(&past, EnvelopeDetection::Prefix, p, NOW), Err(Error::Expired(_))));
         assert!(matches!(
             unwrap(&exactly_now, EnvelopeDetection::Prefix, p, NOW),

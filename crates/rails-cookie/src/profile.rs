@@ -36,11 +36,14 @@ pub enum RailsVersion {
     V7_2,
     /// 8.0.
     V8_0,
+    /// 8.1: `escape_js_separators_in_json = false` (U+2028/U+2029 unescaped in JSON), cookie overflow counts the
+    /// name, MessagePack `SafeBuffer`.
+    V8_1,
 }
 
 impl RailsVersion {
     /// Every supported version, oldest first.
-    pub const ALL: [RailsVersion; 10] = [
+    pub const ALL: [RailsVersion; 11] = [
         RailsVersion::V4_2,
         RailsVersion::V5_0,
         RailsVersion::V5_1,
@@ -51,6 +54,7 @@ impl RailsVersion {
         RailsVersion::V7_1,
         RailsVersion::V7_2,
         RailsVersion::V8_0,
+        RailsVersion::V8_1,
     ];
 
     /// `"6.1"` and so on.
@@ -67,6 +71,7 @@ impl RailsVersion {
             RailsVersion::V7_1 => "7.1",
             RailsVersion::V7_2 => "7.2",
             RailsVersion::V8_0 => "8.0",
+            RailsVersion::V8_1 => "8.1",
         }
     }
 }
@@ -74,7 +79,9 @@ impl RailsVersion {
 impl FromStr for RailsVersion {
     type Err = Error;
 
-    /// Accepts `"6.1"`, `"6.1.7.10"`, `"7"`, `"8.0.1"`; 4.0/4.1 read as 4.2, 8.1 as 8.0.
+    /// Accepts `"6.1"`, `"6.1.7.10"`, `"7"`, `"8.0.1"`, `"v8.1"`; 4.0 and 4.1 (with `secret_key_base`) write the
+    /// cookies 4.2 writes and read as 4.2. Any other release line is an error naming the known ones: a version this
+    /// crate does not know may write cookies it cannot, so it is never taken for a neighbour.
     fn from_str(s: &str) -> Result<Self> {
         let mut parts = s.trim().trim_start_matches(['v', 'V']).split('.');
         let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| bad_version(s))?;
@@ -82,24 +89,35 @@ impl FromStr for RailsVersion {
             Some(p) => p.parse().map_err(|_| bad_version(s))?,
             None => 0,
         };
+        // Patch levels are free-form ("6.1.7.10", "8.0.0.rc1") but not empty.
+        for patch in parts {
+            if patch.is_empty() || !patch.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(bad_version(s));
+            }
+        }
         Ok(match (major, minor) {
-            (4, _) => RailsVersion::V4_2,
+            (4, 0..=2) => RailsVersion::V4_2,
             (5, 0) => RailsVersion::V5_0,
             (5, 1) => RailsVersion::V5_1,
-            (5, _) => RailsVersion::V5_2,
+            (5, 2) => RailsVersion::V5_2,
             (6, 0) => RailsVersion::V6_0,
-            (6, _) => RailsVersion::V6_1,
+            (6, 1) => RailsVersion::V6_1,
             (7, 0) => RailsVersion::V7_0,
             (7, 1) => RailsVersion::V7_1,
-            (7, _) => RailsVersion::V7_2,
-            (8, _) => RailsVersion::V8_0,
+            (7, 2) => RailsVersion::V7_2,
+            (8, 0) => RailsVersion::V8_0,
+            (8, 1) => RailsVersion::V8_1,
             _ => return Err(bad_version(s)),
         })
     }
 }
 
 fn bad_version(s: &str) -> Error {
-    Error::Config(format!("unsupported Rails version {s:?}; expected 4.2, 5.0 … 8.0"))
+    let known: Vec<&str> = RailsVersion::ALL.iter().map(|v| v.as_str()).collect();
+    Error::Config(format!(
+        "unknown Rails version {s:?}; known release lines: 4.0, 4.1, {} (a patch level such as 7.2.2 is fine)",
+        known.join(", ")
+    ))
 }
 
 impl fmt::Display for RailsVersion {
@@ -150,6 +168,8 @@ pub struct Profile {
     pub(crate) session_cookie: CookieKind,
     pub(crate) rotations: Vec<Rotation>,
     pub(crate) envelope_detection: EnvelopeDetection,
+    pub(crate) escape_html_entities_in_json: bool,
+    pub(crate) escape_js_separators_in_json: bool,
 }
 
 impl Profile {
@@ -178,6 +198,8 @@ impl Profile {
             } else {
                 EnvelopeDetection::Parse
             },
+            escape_html_entities_in_json: true,
+            escape_js_separators_in_json: version < V::V8_1,
         }
     }
 
@@ -225,6 +247,37 @@ impl Profile {
     /// Rails 8.0 (cookies as 7.1).
     pub fn rails_8_0() -> Profile {
         Profile::for_version(RailsVersion::V8_0)
+    }
+    /// Rails 8.1: JSON leaves U+2028/U+2029 unescaped (`escape_js_separators_in_json = false`), and the 4096-byte
+    /// cookie limit counts the name too.
+    pub fn rails_8_1() -> Profile {
+        Profile::for_version(RailsVersion::V8_1)
+    }
+
+    /// `config.active_support.escape_html_entities_in_json` (true by default in every version): JSON writes `<`,
+    /// `>`, `&` as `\u003c`, `\u003e`, `\u0026`.
+    pub fn escape_html_entities_in_json(mut self, on: bool) -> Self {
+        self.escape_html_entities_in_json = on;
+        self
+    }
+
+    /// `config.active_support.escape_js_separators_in_json` (true before `load_defaults 8.1`, false from it): JSON
+    /// writes U+2028 and U+2029 as `\u2028`, `\u2029`.
+    pub fn escape_js_separators_in_json(mut self, on: bool) -> Self {
+        self.escape_js_separators_in_json = on;
+        self
+    }
+
+    pub(crate) fn json_escapes(&self) -> crate::serializer::json::Escapes {
+        crate::serializer::json::Escapes {
+            html_entities: self.escape_html_entities_in_json,
+            js_separators: self.escape_js_separators_in_json,
+        }
+    }
+
+    /// Whether the 4096-byte limit counts the cookie's name with its value (8.1+) or the value alone.
+    pub(crate) fn overflow_counts_name(&self) -> bool {
+        self.version >= RailsVersion::V8_1
     }
 
     /// `config.active_support.key_generator_hash_digest_class` (7.0+; SHA1 before).
@@ -411,10 +464,16 @@ mod tests {
     fn versions_parse() {
         assert_eq!("6.1.7.10".parse::<RailsVersion>().unwrap(), RailsVersion::V6_1);
         assert_eq!("7".parse::<RailsVersion>().unwrap(), RailsVersion::V7_0);
-        assert_eq!("8.1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_0);
+        assert_eq!("8.1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_1);
+        assert_eq!("8.1.3.1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_1);
+        assert_eq!("v8.0.0.rc1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_0);
         assert_eq!("4.0".parse::<RailsVersion>().unwrap(), RailsVersion::V4_2);
-        assert!("3.2".parse::<RailsVersion>().is_err());
-        assert!("six".parse::<RailsVersion>().is_err());
+        for unknown in
+            ["3.2", "six", "8.2", "9", "9.0", "7.3", "6.2", "5.3", "4.3", "8.x", "8.1.", "8.", ""]
+        {
+            let e = unknown.parse::<RailsVersion>().unwrap_err().to_string();
+            assert!(e.contains("7.2, 8.0, 8.1"), "{unknown:?}: {e}");
+        }
     }
 
     #[test]
@@ -437,6 +496,27 @@ mod tests {
             (Digest::Sha256, EnvelopeDetection::Parse)
         );
         assert_eq!(Profile::rails_8_0().envelope_detection, EnvelopeDetection::Prefix);
+        let (p80, p81) = (Profile::rails_8_0(), Profile::rails_8_1());
+        assert!(p80.escape_js_separators_in_json && !p81.escape_js_separators_in_json);
+        assert!(p80.escape_html_entities_in_json && p81.escape_html_entities_in_json);
+        assert!(!p80.overflow_counts_name() && p81.overflow_counts_name());
+        // Everything else of 8.1 that touches cookies is 8.0's (load_defaults 8.0/8.1 change nothing else there).
+        assert_eq!(
+            (
+                p81.session_cipher(),
+                p81.kdf_digest(),
+                p81.writes_purpose(),
+                p81.serializer(),
+                p81.envelope_detection
+            ),
+            (
+                p80.session_cipher(),
+                p80.kdf_digest(),
+                p80.writes_purpose(),
+                p80.serializer(),
+                p80.envelope_detection
+            )
+        );
     }
 
     #[test]

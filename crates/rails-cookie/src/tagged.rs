@@ -125,6 +125,15 @@ impl Value {
                 map.insert("$value".into(), value.to_tagged_json());
                 Json::Object(map)
             }
+            Value::Packed(p) => {
+                let mut map = Map::new();
+                map.insert("$packed".into(), Json::String(p.class().into()));
+                map.insert(
+                    "$fields".into(),
+                    Json::Array(p.fields().iter().map(Value::to_tagged_json).collect()),
+                );
+                Json::Object(map)
+            }
             Value::ClassRef(name) => tag("$class_ref", Json::String(name.clone())),
             Value::ModuleRef(name) => tag("$module_ref", Json::String(name.clone())),
         }
@@ -315,6 +324,7 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
         "$struct" => &["$members"],
         "$class" | "$user_marshal" => &["$value"],
         "$user_defined" => &["$bytes", "$ivars"],
+        "$packed" => &["$fields"],
         other => return Err(bad(format!("unknown tag {other:?}"))),
     };
     if let Some(extra) = map.keys().skip(1).find(|k| !allowed.contains(&k.as_str())) {
@@ -341,6 +351,18 @@ fn from_tag(first: &str, map: &Map<String, Json>, depth: usize) -> Result<Value>
         )?))
     };
     Ok(match first {
+        "$packed" => {
+            let fields = match map.get("$fields") {
+                Some(Json::Array(items)) => {
+                    items.iter().map(|v| from_tagged(v, depth + 1)).collect::<Result<Vec<_>>>()?
+                }
+                _ => return Err(bad("$packed needs a $fields array")),
+            };
+            Value::Packed(
+                crate::value::Packed::new(str_of("$packed")?, fields)
+                    .map_err(|e| bad(e.to_string()))?,
+            )
+        }
         "$integer" => {
             let b = BigInt::from_str(str_of("$integer")?)
                 .map_err(|_| bad("$integer is not a decimal integer"))?;

@@ -67,6 +67,9 @@ pub enum Value {
         /// What `marshal_dump` returned.
         value: Box<Value>,
     },
+    /// A value of one of ActiveSupport's MessagePack extension types that has no other form here (`Date`,
+    /// `ActiveSupport::TimeWithZone`, `Set`, `BigDecimal`, …): its class and the fields ActiveSupport packs.
+    Packed(Packed),
     /// A reference to a class (`Marshal.dump(String)`).
     ClassRef(String),
     /// A reference to a module.
@@ -242,6 +245,173 @@ impl Object {
     #[must_use]
     pub fn new(class: impl Into<String>, fields: Vec<(String, Value)>) -> Self {
         Object { class: class.into(), fields }
+    }
+}
+
+/// A value of an ActiveSupport MessagePack extension type (Rails 7.1+ `:message_pack` sessions), kept as data: the
+/// class ActiveSupport registered for the type and the values its packer writes, in order. Nothing is
+/// instantiated; see `docs/tagged-json.md` for the fields of each class.
+///
+/// ```
+/// use rails_cookie::{Packed, Value};
+/// // Date.new(2024, 1, 2) is packed as its Julian day.
+/// let date = Packed::new("Date", vec![Value::Integer(2_460_312)])?;
+/// assert_eq!(date.class(), "Date");
+/// assert!(Packed::new("Date", vec![]).is_err());
+/// # Ok::<(), rails_cookie::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Packed {
+    pub(crate) class: PackedClass,
+    pub(crate) fields: Vec<Value>,
+}
+
+/// The ActiveSupport MessagePack extension types kept as [`Packed`], with their type ids (Rails 7.1–8.1;
+/// `SafeBuffer` is 8.1's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PackedClass {
+    BigDecimal = 2,
+    Rational = 3,
+    Complex = 4,
+    DateTime = 5,
+    Date = 6,
+    TimeWithZone = 8,
+    TimeZone = 9,
+    Duration = 10,
+    Range = 11,
+    Set = 12,
+    Uri = 13,
+    IpAddr = 14,
+    Pathname = 15,
+    Regexp = 16,
+    SafeBuffer = 18,
+}
+
+impl PackedClass {
+    pub(crate) const ALL: [PackedClass; 15] = [
+        PackedClass::BigDecimal,
+        PackedClass::Rational,
+        PackedClass::Complex,
+        PackedClass::DateTime,
+        PackedClass::Date,
+        PackedClass::TimeWithZone,
+        PackedClass::TimeZone,
+        PackedClass::Duration,
+        PackedClass::Range,
+        PackedClass::Set,
+        PackedClass::Uri,
+        PackedClass::IpAddr,
+        PackedClass::Pathname,
+        PackedClass::Regexp,
+        PackedClass::SafeBuffer,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PackedClass::BigDecimal => "BigDecimal",
+            PackedClass::Rational => "Rational",
+            PackedClass::Complex => "Complex",
+            PackedClass::DateTime => "DateTime",
+            PackedClass::Date => "Date",
+            PackedClass::TimeWithZone => "ActiveSupport::TimeWithZone",
+            PackedClass::TimeZone => "ActiveSupport::TimeZone",
+            PackedClass::Duration => "ActiveSupport::Duration",
+            PackedClass::Range => "Range",
+            PackedClass::Set => "Set",
+            PackedClass::Uri => "URI::Generic",
+            PackedClass::IpAddr => "IPAddr",
+            PackedClass::Pathname => "Pathname",
+            PackedClass::Regexp => "Regexp",
+            PackedClass::SafeBuffer => "ActiveSupport::SafeBuffer",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<PackedClass> {
+        PackedClass::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub(crate) fn from_type_id(id: i8) -> Option<PackedClass> {
+        PackedClass::ALL.into_iter().find(|c| *c as i8 == id)
+    }
+
+    /// Whether the payload is the packed fields (`recursive: true`) rather than one raw string (`_dump`, `to_s`,
+    /// the zone's name).
+    pub(crate) fn recursive(self) -> bool {
+        !matches!(
+            self,
+            PackedClass::BigDecimal
+                | PackedClass::TimeZone
+                | PackedClass::Uri
+                | PackedClass::Pathname
+                | PackedClass::Regexp
+                | PackedClass::SafeBuffer
+        )
+    }
+
+    /// Whether `fields` are what this class's packer writes (count and the types that matter to the unpacker).
+    pub(crate) fn accepts(self, fields: &[Value]) -> bool {
+        let int = |v: &Value| matches!(v, Value::Integer(_) | Value::BigInteger(_));
+        let zero = |v: &Value| matches!(v, Value::Integer(0));
+        let text = |v: &Value| matches!(v, Value::String(_) | Value::RubyString(_));
+        // write_rational: the numerator, then the denominator unless the numerator is zero.
+        let rational = |f: &[Value]| -> Option<usize> {
+            match f {
+                [n, ..] if zero(n) => Some(1),
+                [n, d, ..] if int(n) && int(d) && !zero(d) => Some(2),
+                _ => None,
+            }
+        };
+        match (self, fields) {
+            (PackedClass::Rational, f) => rational(f) == Some(f.len()),
+            (PackedClass::Complex, [_, _]) => true,
+            (PackedClass::DateTime, [jd, h, m, s, rest @ ..]) => {
+                [jd, h, m, s].into_iter().all(int)
+                    && rational(rest)
+                        .is_some_and(|n| rational(&rest[n..]).is_some_and(|k| n + k == rest.len()))
+            }
+            (PackedClass::Date, [jd]) => int(jd),
+            (PackedClass::TimeWithZone, [sec, nsec, offset, zone]) => {
+                int(sec) && int(nsec) && int(offset) && text(zone)
+            }
+            (PackedClass::Duration, [_, Value::Array(parts)]) => parts.len() == 7,
+            (PackedClass::Range, [_, _, Value::Bool(_)]) => true,
+            (PackedClass::Set, [Value::Array(_)]) => true,
+            (PackedClass::IpAddr, [s]) => text(s),
+            (c, [s]) if !c.recursive() => text(s),
+            _ => false,
+        }
+    }
+}
+
+impl Packed {
+    /// A packed value of the class ActiveSupport registered (`"Date"`, `"ActiveSupport::TimeWithZone"`, `"Set"`,
+    /// …), with the fields its packer writes; refused when the class is not one of them or the fields do not fit.
+    pub fn new(class: &str, fields: Vec<Value>) -> crate::Result<Packed> {
+        let class = PackedClass::from_name(class).ok_or_else(|| {
+            crate::Error::serializer(
+                "message_pack",
+                format!("{class:?} is not an ActiveSupport MessagePack extension type kept as packed fields"),
+            )
+        })?;
+        if !class.accepts(&fields) {
+            return Err(crate::Error::serializer(
+                "message_pack",
+                format!("these are not the fields ActiveSupport packs for {}", class.name()),
+            ));
+        }
+        Ok(Packed { class, fields })
+    }
+
+    /// The Ruby class name.
+    #[must_use]
+    pub fn class(&self) -> &'static str {
+        self.class.name()
+    }
+
+    /// The packed fields, in the packer's order.
+    #[must_use]
+    pub fn fields(&self) -> &[Value] {
+        &self.fields
     }
 }
 

@@ -7,12 +7,31 @@ use std::fmt::Write as _;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
-use crate::value::{Hash, Value};
+use crate::value::{Hash, Packed, Value};
 
-/// Serializes a value as `ActiveSupport::JSON.encode` does (with `escape_html_entities_in_json`, the default).
+/// What `ActiveSupport::JSON.encode` escapes beyond the JSON gem's own escapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Escapes {
+    /// `active_support.escape_html_entities_in_json` (true in every version): `<`, `>`, `&` as `\u003c` …
+    pub(crate) html_entities: bool,
+    /// `active_support.escape_js_separators_in_json` (true until `load_defaults 8.1`): U+2028, U+2029 as `\u2028` …
+    pub(crate) js_separators: bool,
+}
+
+impl Escapes {
+    /// Rails 4.2 – 8.0, and 8.1 with `escape_js_separators_in_json = true`.
+    pub(crate) const ALL: Escapes = Escapes { html_entities: true, js_separators: true };
+}
+
+/// Serializes a value as `ActiveSupport::JSON.encode` does with the defaults before 8.1.
 pub(crate) fn dump(value: &Value) -> Result<Vec<u8>> {
+    dump_with(value, Escapes::ALL)
+}
+
+/// Serializes a value as `ActiveSupport::JSON.encode` does with these escape settings.
+pub(crate) fn dump_with(value: &Value, escapes: Escapes) -> Result<Vec<u8>> {
     let mut out = String::with_capacity(256);
-    write_value(value, &mut out, 0)?;
+    write_value(value, &mut out, 0, escapes)?;
     Ok(out.into_bytes())
 }
 
@@ -25,7 +44,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
 
 const MAX_DEPTH: usize = 128;
 
-fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
+fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(Error::serializer("json", "value nested too deeply"));
     }
@@ -45,9 +64,9 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
                 out.push_str("null");
             }
         }
-        Value::String(s) | Value::Symbol(s) => write_str(s, out),
+        Value::String(s) | Value::Symbol(s) => write_str_with(s, out, esc),
         Value::RubyString(r) => match std::str::from_utf8(&r.bytes) {
-            Ok(s) => write_str(s, out),
+            Ok(s) => write_str_with(s, out, esc),
             Err(_) => {
                 return Err(Error::serializer(
                     "json",
@@ -55,9 +74,9 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
                 ))
             }
         },
-        Value::Array(items) => write_array(items.iter(), out, depth)?,
-        Value::Hash(h) => write_hash(h, out, depth)?,
-        Value::Time(t) => write_str(&t.xmlschema(3), out),
+        Value::Array(items) => write_array(items.iter(), out, depth, esc)?,
+        Value::Hash(h) => write_hash(h, out, depth, esc)?,
+        Value::Time(t) => write_str_with(&t.xmlschema(3), out, esc),
         Value::Regexp { source, options } => {
             let src = String::from_utf8_lossy(&source.bytes);
             let flag = |bit: u8, c: char| if options & bit != 0 { Some(c) } else { None };
@@ -69,12 +88,12 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
                 .map(|(_, c)| *c)
                 .collect();
             let off = if off.is_empty() { String::new() } else { format!("-{off}") };
-            write_str(&format!("(?{on}{off}:{src})"), out);
+            write_str_with(&format!("(?{on}{off}:{src})"), out, esc);
         }
         Value::Object(obj) if obj.class == "Set" => {
             // Set#as_json is Enumerable#as_json: the members, which Ruby keeps as the keys of @hash.
             match obj.fields.iter().find(|(k, _)| k == "@hash").and_then(|(_, v)| v.as_hash()) {
-                Some(h) => write_array(h.entries.iter().map(|(k, _)| k), out, depth)?,
+                Some(h) => write_array(h.entries.iter().map(|(k, _)| k), out, depth, esc)?,
                 None => out.push_str("[]"),
             }
         }
@@ -85,9 +104,9 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
                 if i > 0 {
                     out.push(',');
                 }
-                write_str(name.strip_prefix('@').unwrap_or(name), out);
+                write_str_with(name.strip_prefix('@').unwrap_or(name), out, esc);
                 out.push(':');
-                write_value(v, out, depth + 1)?;
+                write_value(v, out, depth + 1, esc)?;
             }
             out.push('}');
         }
@@ -97,28 +116,29 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
                 if i > 0 {
                     out.push(',');
                 }
-                write_str(name, out);
+                write_str_with(name, out, esc);
                 out.push(':');
-                write_value(v, out, depth + 1)?;
+                write_value(v, out, depth + 1, esc)?;
             }
             out.push('}');
         }
-        Value::UserClass { value, .. } => write_value(value, out, depth + 1)?,
+        Value::UserClass { value, .. } => write_value(value, out, depth + 1, esc)?,
         Value::UserDefined { class, data, .. } if class == "BigDecimal" => {
             // BigDecimal#as_json is its to_s; _dump is "<precision>:<to_s>".
             let text = String::from_utf8_lossy(data);
-            write_str(text.split_once(':').map_or(&*text, |(_, s)| s), out);
+            write_str_with(text.split_once(':').map_or(&*text, |(_, s)| s), out, esc);
         }
         Value::UserMarshal { class, value } if class == "ActiveSupport::TimeWithZone" => {
             // marshal_dump is [utc_time, zone_name, local_time]; without a zone database the instant is written in UTC.
             match value.as_array().and_then(|a| a.first()) {
-                Some(Value::Time(t)) => write_str(&t.xmlschema(3), out),
+                Some(Value::Time(t)) => write_str_with(&t.xmlschema(3), out, esc),
                 _ => {
                     return Err(Error::serializer("json", "unreadable ActiveSupport::TimeWithZone"))
                 }
             }
         }
-        Value::ClassRef(name) | Value::ModuleRef(name) => write_str(name, out),
+        Value::Packed(p) => write_packed(p, out, depth, esc)?,
+        Value::ClassRef(name) | Value::ModuleRef(name) => write_str_with(name, out, esc),
         Value::UserDefined { class, .. } | Value::UserMarshal { class, .. } => {
             return Err(Error::serializer(
                 "json",
@@ -129,23 +149,124 @@ fn write_value(value: &Value, out: &mut String, depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// `as_json` of the MessagePack extension values, for a MessagePack session rewritten as JSON.
+fn write_packed(p: &Packed, out: &mut String, depth: usize, esc: Escapes) -> Result<()> {
+    let int = |v: &Value| v.as_i64();
+    let no_form =
+        || Error::serializer("json", format!("{} has no JSON form known to this codec", p.class()));
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::RubyString(r) => String::from_utf8(r.bytes.clone()).ok(),
+            _ => None,
+        }
+    };
+    match (p.class(), p.fields()) {
+        // Date#as_json: strftime("%Y-%m-%d").
+        ("Date", [jd]) => {
+            let date = int(jd)
+                .and_then(|jd| i32::try_from(jd).ok())
+                .and_then(|jd| time::Date::from_julian_day(jd).ok())
+                .ok_or_else(no_form)?;
+            write_str_with(
+                &format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day()),
+                out,
+                esc,
+            );
+        }
+        // DateTime#as_json: xmlschema(3) at its own offset.
+        ("DateTime", [jd, h, m, sec, rest @ ..]) => {
+            let (frac, offset) = match rest {
+                [Value::Integer(0), Value::Integer(0)] => ((0, 1), (0, 1)),
+                [Value::Integer(0), Value::Integer(n), Value::Integer(d)] => ((0, 1), (*n, *d)),
+                [Value::Integer(n), Value::Integer(d), Value::Integer(0)] => ((*n, *d), (0, 1)),
+                [Value::Integer(n), Value::Integer(d), Value::Integer(on), Value::Integer(od)] => {
+                    ((*n, *d), (*on, *od))
+                }
+                _ => return Err(no_form()),
+            };
+            let (jd, h, m, sec) = (int(jd), int(h), int(m), int(sec));
+            let (Some(jd), Some(h), Some(m), Some(sec)) = (jd, h, m, sec) else {
+                return Err(no_form());
+            };
+            let offset = i32::try_from(offset.0 * 86_400 / offset.1).map_err(|_| no_form())?;
+            let nanos = u32::try_from(frac.0 * 1_000_000_000 / frac.1).map_err(|_| no_form())?;
+            let local = (jd - 2_440_588) * 86_400 + h * 3600 + m * 60 + sec;
+            let t = crate::value::RubyTime::with_offset(local - i64::from(offset), nanos, offset);
+            write_str_with(&t.xmlschema(3), out, esc);
+        }
+        // The instant, written in UTC: the zone's own offset would need a time zone database.
+        ("ActiveSupport::TimeWithZone", [sec, nsec, _, _]) => {
+            let (Some(sec), Some(nsec)) = (int(sec), int(nsec).and_then(|n| u32::try_from(n).ok()))
+            else {
+                return Err(no_form());
+            };
+            write_str_with(&crate::value::RubyTime::utc(sec, nsec).xmlschema(3), out, esc);
+        }
+        // Set and other Enumerables: their members.
+        ("Set", [Value::Array(items)]) => write_array(items.iter(), out, depth, esc)?,
+        // BigDecimal#as_json is to_s; _dump is "<precision>:<to_s>".
+        ("BigDecimal", [d]) => {
+            let d = text(d).ok_or_else(no_form)?;
+            write_str_with(d.split_once(':').map_or(&*d, |(_, s)| s), out, esc);
+        }
+        // Duration#as_json is to_i.
+        ("ActiveSupport::Duration", [Value::Integer(i), _]) => {
+            let _ = write!(out, "{i}");
+        }
+        ("ActiveSupport::Duration", [Value::Float(f), _]) if f.is_finite() => {
+            let _ = write!(out, "{}", f.trunc() as i64);
+        }
+        // Rational has no as_json of its own: the JSON gem writes its to_s.
+        ("Rational", [Value::Integer(0)]) => write_str_with("0/1", out, esc),
+        ("Rational", [Value::Integer(n), Value::Integer(d)]) => {
+            write_str_with(&format!("{n}/{d}"), out, esc)
+        }
+        // Range#as_json is to_s.
+        ("Range", [b, e, Value::Bool(exclusive)]) => {
+            let part = |v: &Value| -> Option<String> {
+                match v {
+                    Value::Nil => Some(String::new()),
+                    Value::Integer(i) => Some(i.to_string()),
+                    Value::Float(f) => Some(ruby_float_to_s(*f)),
+                    other => text(other),
+                }
+            };
+            let (Some(b), Some(e)) = (part(b), part(e)) else { return Err(no_form()) };
+            write_str_with(&format!("{b}{}{e}", if *exclusive { "..." } else { ".." }), out, esc);
+        }
+        // URI, Pathname and Regexp are packed as their to_s, which is their as_json; IPAddr#as_json is to_s, the
+        // address without the prefix length that 7.2+ packs.
+        ("URI::Generic" | "Pathname" | "Regexp" | "ActiveSupport::SafeBuffer", [s]) => {
+            write_str_with(&text(s).ok_or_else(no_form)?, out, esc)
+        }
+        ("IPAddr", [s]) => {
+            let s = text(s).ok_or_else(no_form)?;
+            write_str_with(s.split_once('/').map_or(&*s, |(a, _)| a), out, esc);
+        }
+        _ => return Err(no_form()),
+    }
+    Ok(())
+}
+
 fn write_array<'a>(
     items: impl Iterator<Item = &'a Value>,
     out: &mut String,
     depth: usize,
+    esc: Escapes,
 ) -> Result<()> {
     out.push('[');
     for (i, v) in items.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_value(v, out, depth + 1)?;
+        write_value(v, out, depth + 1, esc)?;
     }
     out.push(']');
     Ok(())
 }
 
-fn write_hash(h: &Hash, out: &mut String, depth: usize) -> Result<()> {
+fn write_hash(h: &Hash, out: &mut String, depth: usize, esc: Escapes) -> Result<()> {
     out.push('{');
     for (i, (k, v)) in h.entries.iter().enumerate() {
         if i > 0 {
@@ -153,27 +274,27 @@ fn write_hash(h: &Hash, out: &mut String, depth: usize) -> Result<()> {
         }
         // Hash#as_json stringifies keys with to_s.
         match k {
-            Value::String(s) | Value::Symbol(s) => write_str(s, out),
-            Value::RubyString(_) => write_str(k.as_key_str().unwrap_or_default(), out),
-            Value::Integer(i) => write_str(&i.to_string(), out),
-            Value::BigInteger(b) => write_str(&b.to_string(), out),
-            Value::Float(f) => write_str(&ruby_float_to_s(*f), out),
-            Value::Nil => write_str("", out),
-            Value::Bool(b) => write_str(if *b { "true" } else { "false" }, out),
+            Value::String(s) | Value::Symbol(s) => write_str_with(s, out, esc),
+            Value::RubyString(_) => write_str_with(k.as_key_str().unwrap_or_default(), out, esc),
+            Value::Integer(i) => write_str_with(&i.to_string(), out, esc),
+            Value::BigInteger(b) => write_str_with(&b.to_string(), out, esc),
+            Value::Float(f) => write_str_with(&ruby_float_to_s(*f), out, esc),
+            Value::Nil => write_str_with("", out, esc),
+            Value::Bool(b) => write_str_with(if *b { "true" } else { "false" }, out, esc),
             _ => return Err(Error::serializer("json", "a Hash key of this type has no JSON form")),
         }
         out.push(':');
-        write_value(v, out, depth + 1)?;
+        write_value(v, out, depth + 1, esc)?;
     }
     out.push('}');
     Ok(())
 }
 
-/// Writes a JSON string with the JSON gem's escapes plus ActiveSupport's `< > & U+2028 U+2029`.
+/// Writes a JSON string with the JSON gem's escapes plus the ActiveSupport escapes that are on.
 ///
 /// Scans bytes rather than chars: everything that needs escaping is ASCII except U+2028/U+2029, whose UTF-8 form
 /// starts with `E2 80`, so runs of ordinary text are copied whole.
-pub(crate) fn write_str(s: &str, out: &mut String) {
+pub(crate) fn write_str_with(s: &str, out: &mut String, esc: Escapes) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -183,19 +304,25 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
         let (escaped, len): (&str, usize) = match b {
             b'"' => ("\\\"", 1),
             b'\\' => ("\\\\", 1),
-            b'<' => ("\\u003c", 1),
-            b'>' => ("\\u003e", 1),
-            b'&' => ("\\u0026", 1),
+            b'<' if esc.html_entities => ("\\u003c", 1),
+            b'>' if esc.html_entities => ("\\u003e", 1),
+            b'&' if esc.html_entities => ("\\u0026", 1),
             0x08 => ("\\b", 1),
             0x0c => ("\\f", 1),
             b'\n' => ("\\n", 1),
             b'\r' => ("\\r", 1),
             b'\t' => ("\\t", 1),
             0x00..=0x1f => ("", 1),
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
+            0xe2 if esc.js_separators
+                && bytes.get(i + 1) == Some(&0x80)
+                && bytes.get(i + 2) == Some(&0xa8) =>
+            {
                 ("\\u2028", 3)
             }
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => {
+            0xe2 if esc.js_separators
+                && bytes.get(i + 1) == Some(&0x80)
+                && bytes.get(i + 2) == Some(&0xa9) =>
+            {
                 ("\\u2029", 3)
             }
             _ => {
@@ -344,6 +471,24 @@ mod tests {
             Value::String("\u{1}\u{8}\u{c}\n\r\t\"\\/<>&\u{2028}\u{2029}é😀\u{7f}".into()),
         );
         assert_eq!(enc(&Value::Hash(h)), "{\"a\":\"\\u0001\\b\\f\\n\\r\\t\\\"\\\\/\\u003c\\u003e\\u0026\\u2028\\u2029é😀\u{7f}\"}");
+    }
+
+    #[test]
+    fn rails_8_1_leaves_js_separators_raw() {
+        // load_defaults 8.1: escape_js_separators_in_json = false; escape_html_entities_in_json still escapes <>&.
+        let mut h = Hash::new();
+        h.insert("a", Value::String("<>&\u{2028}\u{2029}/".into()));
+        let v = Value::Hash(h);
+        let esc = Escapes { html_entities: true, js_separators: false };
+        assert_eq!(
+            String::from_utf8(dump_with(&v, esc).unwrap()).unwrap(),
+            "{\"a\":\"\\u003c\\u003e\\u0026\u{2028}\u{2029}/\"}"
+        );
+        let esc = Escapes { html_entities: false, js_separators: true };
+        assert_eq!(
+            String::from_utf8(dump_with(&v, esc).unwrap()).unwrap(),
+            "{\"a\":\"<>&\\u2028\\u2029/\"}"
+        );
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! ActiveSupport's MessagePack serializer (Rails 7.1+ `:message_pack`): the signature `CC 80` (uint8 128), then the
 //! value in MessagePack with ActiveSupport's extension types.
 //!
-//! Real Rails on this project's test machines (6.1) cannot produce MessagePack cookies, so this module follows the
-//! source of `ActiveSupport::MessagePack` (7.1–8.0) and msgpack-ruby 1.8, and is tested against bytes built from that
-//! description. Supported extension types: 0 Symbol, 1 Integer beyond 64 bits, 7 Time, 17
-//! HashWithIndifferentAccess. Others are refused with an error naming the type.
+//! Every extension type `ActiveSupport::MessagePack::Extensions.install` registers (Rails 7.1–8.1) is read and
+//! written: 0 Symbol, 1 Integer beyond 64 bits, 7 Time and 17 HashWithIndifferentAccess map onto the value model's
+//! own kinds; the others (BigDecimal, Rational, Complex, DateTime, Date, TimeWithZone, TimeZone, Duration, Range,
+//! Set, URI, IPAddr, Pathname, Regexp) are kept as [`Packed`]: the class and the fields its packer writes, checked
+//! against what its unpacker reads. Type 127, the generic object extension, is refused: reading it would mean
+//! instantiating a class the payload names, and the cookie serializer refuses it in Rails too. Tested against
+//! payloads written by Rails 7.2 with msgpack 1.7 (`tests/vectors/rails_7_2_message_pack.json`).
 
 use num_bigint::{BigInt, Sign};
 use rmp::Marker;
 
 use crate::error::{Error, Result};
-use crate::value::{Hash, RString, RubyTime, Value};
+use crate::value::{Hash, Packed, PackedClass, RString, RubyTime, Value};
 
 const SIGNATURE: [u8; 2] = [0xCC, 0x80];
 const MAX_DEPTH: usize = 64;
@@ -98,6 +101,25 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
             write(&Value::Integer(i64::from(t.nanos)), &mut payload, depth + 1)?;
             write(&Value::Integer(i64::from(t.utc_offset)), &mut payload, depth + 1)?;
             write_ext(out, 7, &payload)?;
+        }
+        Value::Packed(p) => {
+            // Packed values are only built through checks; a hand-made one is checked again before writing.
+            if !p.class.accepts(&p.fields) {
+                return Err(err(format!("malformed {} fields", p.class.name())));
+            }
+            let mut payload = Vec::new();
+            if p.class.recursive() {
+                for f in &p.fields {
+                    write(f, &mut payload, depth + 1)?;
+                }
+            } else {
+                match p.fields.first() {
+                    Some(Value::String(s)) => payload.extend_from_slice(s.as_bytes()),
+                    Some(Value::RubyString(r)) => payload.extend_from_slice(&r.bytes),
+                    _ => return Err(err(format!("malformed {} fields", p.class.name()))),
+                }
+            }
+            write_ext(out, p.class as i8, &payload)?;
         }
         other => return Err(err(format!("{} cannot be written as MessagePack", type_name(other)))),
     }
@@ -326,7 +348,38 @@ impl<'a> Reader<'a> {
                 };
                 Value::UserClass { class: HWIA.into(), value: Box::new(Value::Hash(h)) }
             }
-            other => return Err(err(format!("extension type {other} is not supported"))),
+            127 => {
+                return Err(err(
+                    "extension type 127 (a generic Ruby object) is refused: reading it would instantiate the class \
+                     it names, and Rails' cookie serializer refuses it too",
+                ))
+            }
+            id => {
+                let class = PackedClass::from_type_id(id)
+                    .ok_or_else(|| err(format!("extension type {id} is not one ActiveSupport registers")))?;
+                let fields = if class.recursive() {
+                    let mut fields = Vec::new();
+                    while !inner.buf.is_empty() {
+                        fields.push(inner.value(depth + 1)?);
+                    }
+                    fields
+                } else {
+                    vec![match std::str::from_utf8(payload) {
+                        Ok(s) => Value::String(s.to_owned()),
+                        Err(_) => Value::RubyString(RString::new(
+                            payload.to_vec(),
+                            crate::value::Encoding::Binary,
+                        )),
+                    }]
+                };
+                if !class.accepts(&fields) {
+                    return Err(err(format!(
+                        "extension type {id} ({}) at byte {at} does not hold the fields ActiveSupport packs",
+                        class.name()
+                    )));
+                }
+                Value::Packed(Packed { class, fields })
+            }
         };
         if matches!(type_id, 7 | 17) && !inner.buf.is_empty() {
             return Err(err(format!("trailing data in extension at byte {}", inner.pos)));
@@ -389,6 +442,76 @@ mod tests {
             .chain([0xc0])
             .collect();
         assert!(load(&deep).is_err());
+    }
+
+    #[test]
+    fn active_support_extensions_are_kept_as_packed_fields() {
+        let packed =
+            |class: &str, fields: Vec<Value>| Value::Packed(Packed::new(class, fields).unwrap());
+        // Date.new(2024, 1, 2): ext 6, payload = msgpack(2460312) = ce 00258a98 → fixext? 5 bytes → ext8.
+        let date = packed("Date", vec![Value::Integer(2_460_312)]);
+        assert_eq!(hex::encode(round_trip(&date)), "cc80c70506ce00258a98");
+        // Rational(0): the denominator is not written; Rational(1, 3) writes both.
+        assert_eq!(
+            hex::encode(round_trip(&packed("Rational", vec![Value::Integer(0)]))),
+            "cc80d40300"
+        );
+        assert_eq!(
+            hex::encode(round_trip(&packed(
+                "Rational",
+                vec![Value::Integer(1), Value::Integer(3)]
+            ))),
+            "cc80d5030103"
+        );
+        // BigDecimal("1.5")._dump is "18:0.15e1": the raw bytes are the payload (9 bytes → ext8).
+        let dec = packed("BigDecimal", vec![Value::String("18:0.15e1".into())]);
+        assert_eq!(hex::encode(round_trip(&dec)), "cc80c7090231383a302e31356531");
+        // Set[1, 2]: the array, packed with the same factory (3 bytes → ext8).
+        assert_eq!(
+            hex::encode(round_trip(&packed("Set", vec![Value::Array(vec![1.into(), 2.into()])]))),
+            "cc80c7030c920102"
+        );
+        // TimeWithZone: the UTC time's fields, then the zone name.
+        let twz = packed(
+            "ActiveSupport::TimeWithZone",
+            vec![1_704_164_645.into(), 0.into(), 0.into(), "Europe/Berlin".into()],
+        );
+        round_trip(&twz);
+        let dt = packed(
+            "DateTime",
+            vec![
+                2_460_312.into(),
+                3.into(),
+                4.into(),
+                5.into(),
+                1.into(),
+                2.into(),
+                1.into(),
+                24.into(),
+            ],
+        );
+        round_trip(&dt);
+    }
+
+    #[test]
+    fn malformed_extensions_and_the_generic_object_are_refused() {
+        for (bytes, why) in [
+            (&b"\xcc\x80\xd4\x7f\x00"[..], "type 127"),
+            (b"\xcc\x80\xd4\x13\x00", "type 19"),
+            (b"\xcc\x80\xd4\x06\xc0", "Date of nil"),
+            (b"\xcc\x80\xd5\x06\x01\x02", "Date with two fields"),
+            (b"\xcc\x80\xd5\x03\x00\x01", "Rational 0 with a denominator"),
+            (b"\xcc\x80\xd4\x03\x01", "Rational without a denominator"),
+            (b"\xcc\x80\xd5\x0b\x01\x02", "Range without exclude_end"),
+            (b"\xcc\x80\xd4\x0c\x01", "Set of a non-array"),
+            (b"\xcc\x80\xd4\x06\xcd", "truncated field"),
+        ] {
+            let e = load(bytes).unwrap_err().to_string();
+            assert!(e.contains("extension") || e.contains("truncated"), "{why}: {e}");
+        }
+        assert!(load(b"\xcc\x80\xd4\x7f\x00").unwrap_err().to_string().contains("instantiate"));
+        assert!(Packed::new("Object", vec![]).is_err());
+        assert!(Packed::new("Date", vec!["x".into()]).is_err());
     }
 
     #[test]

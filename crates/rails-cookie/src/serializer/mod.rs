@@ -124,8 +124,21 @@ impl Serializer {
 }
 
 fn dump_format(format: Format, value: &Value) -> Result<Vec<u8>> {
+    dump_format_with(format, value, json::Escapes::ALL)
+}
+
+/// Writes `value` in this serializer's format, with these `ActiveSupport::JSON` escapes for JSON.
+pub(crate) fn dump_with(
+    serializer: Serializer,
+    value: &Value,
+    escapes: json::Escapes,
+) -> Result<Vec<u8>> {
+    dump_format_with(serializer.writes(), value, escapes)
+}
+
+fn dump_format_with(format: Format, value: &Value, escapes: json::Escapes) -> Result<Vec<u8>> {
     match format {
-        Format::Json => json::dump(value),
+        Format::Json => json::dump_with(value, escapes),
         #[cfg(feature = "marshal")]
         Format::Marshal => marshal::dump(value),
         #[cfg(feature = "message-pack")]

@@ -484,6 +484,15 @@ impl Writer {
                 self.symbol(class)?;
                 self.value(value, depth + 1)?;
             }
+            Value::Packed(p) => {
+                return Err(Error::serializer(
+                    "marshal",
+                    format!(
+                        "{} read from MessagePack has no Marshal form in this codec",
+                        p.class()
+                    ),
+                ));
+            }
             Value::ClassRef(name) => {
                 self.remember();
                 self.byte(b'c');

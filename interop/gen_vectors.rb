@@ -1,8 +1,12 @@
 # frozen_string_literal: true
 
-# Generates crates/rails-cookie/tests/vectors/<profile>.json with the REAL Rails 6.1 cookie jars.
+# Generates crates/rails-cookie/tests/vectors/<profile>.json with the REAL Rails cookie jars of the Rails that
+# runs it: Rails 6.1 (host) writes the 6.1-run profiles, Rails 7.2 (Debian trixie root) the rails_7_2_* ones.
 #
-#   ruby interop/gen_vectors.rb            (from the repo root; deterministic: fixed IV, ids and times)
+#   ruby interop/gen_vectors.rb                        (from the repo root; Rails 6.1 profiles)
+#   interop/trixie/run.sh ruby interop/gen_vectors.rb  (Rails 7.2 profiles; see interop/trixie/setup.sh)
+#
+# Both are deterministic: fixed IV, ids and times.
 #
 # Every positive case is written through cookies.encrypted[...]= / cookies.signed[...]= and read back
 # through the jar of the profile; every negative case is checked to return nil from the real jar.
@@ -30,6 +34,13 @@ end
 def assert_tagged_roundtrip(v, where)
   back = TaggedJSON.load(JSON.parse(JSON.generate(TaggedJSON.dump(v))))
   check(Marshal.dump(back) == Marshal.dump(v), "tagged JSON round trip changed Marshal bytes in #{where}: #{v.inspect}")
+end
+
+# MessagePack-level round trip through tagged JSON text ("$packed" form).
+def assert_packed_roundtrip(v, where)
+  back = TaggedJSON.load(JSON.parse(JSON.generate(TaggedJSON.dump(v, packed: true))))
+  check(ActiveSupport::MessagePack.dump(back) == ActiveSupport::MessagePack.dump(v),
+        "tagged JSON round trip changed MessagePack bytes in #{where}: #{v.inspect}")
 end
 
 # ------------------------------------------------------------------ spec §15 cross-checks (unescaped values)
@@ -115,7 +126,7 @@ end
 # ------------------------------------------------------------------ case builders
 
 class Gen
-  attr_reader :cases
+  attr_reader :cases, :cfg
 
   def initialize(name, cfg)
     @name = name
@@ -136,11 +147,18 @@ class Gen
   end
 
   # writer: config used to write (default: this profile). Reads always with this profile.
+  # permanent/now (7.2 runs): write through cookies.<kind>.permanent with the clock at `now`; the case's
+  # "expires" is then the exp Rails put in the envelope.
   def positive(name, value, cookie_name: nil, expires: nil, httponly: true, writer: nil, writer_name: nil,
-               rewritten: false, spec: nil, exact_value: true)
+               rewritten: false, spec: nil, exact_value: true, permanent: false, now: nil)
     cookie_name ||= @cfg["cookie_name"]
     wcfg = writer || @cfg
-    w = I.write_cookie(wcfg, value, name: cookie_name, expires: expires, httponly: httponly)
+    w = if permanent || now
+          I.write_cookie(wcfg, value, name: cookie_name, expires: expires, httponly: httponly, permanent: permanent, now: now)
+        else
+          I.write_cookie(wcfg, value, name: cookie_name, expires: expires, httponly: httponly)
+        end
+    expires = envelope_exp(w, wcfg) if permanent
     r = I.read_cookie(@cfg, w.cookie, name: cookie_name)
     check(r.ok && r.error.nil?, "#{@name}/#{name}: real jar did not accept its own cookie: #{r.error}")
     check(r.rewritten == rewritten, "#{@name}/#{name}: rewritten=#{r.rewritten}, expected #{rewritten}")
@@ -153,8 +171,15 @@ class Gen
       assert_tagged_roundtrip(value, "#{@name}/#{name} (written)")
     end
     assert_tagged_roundtrip(r.value, "#{@name}/#{name} (read)") if marshal? || wcfg["cookies_serializer"] == "marshal"
-    check(TaggedJSON.load(JSON.parse(JSON.generate(TaggedJSON.dump(r.value)))).eql?(r.value) || marshal?,
-          "#{@name}/#{name}: tagged JSON does not round-trip") unless value.to_s.include?("NaN")
+    if r.format == :message_pack
+      assert_packed_roundtrip(r.value, "#{@name}/#{name}")
+      if writer.nil?
+        check(ActiveSupport::MessagePack.dump(r.value) == w.payload, "#{@name}/#{name}: Rails re-packs the value it read differently")
+      end
+    else
+      check(TaggedJSON.load(JSON.parse(JSON.generate(TaggedJSON.dump(r.value)))).eql?(r.value) || marshal?,
+            "#{@name}/#{name}: tagged JSON does not round-trip") unless value.to_s.include?("NaN")
+    end
     c = {
       "name" => name,
       "cookie_name" => cookie_name,
@@ -164,12 +189,19 @@ class Gen
       "fixed_iv_hex" => fixed_iv_hex(wcfg),
       "plaintext_hex" => w.plaintext.unpack1("H*"),
       "payload_hex" => w.payload.unpack1("H*"),
-      "expected" => { "ok" => true, "session" => TaggedJSON.dump(r.value), "rewritten" => r.rewritten },
+      "expected" => { "ok" => true, "session" => I.tagged(r.value, r.format), "rewritten" => r.rewritten },
     }
     c["note"] = "written with the configuration of profile #{writer_name}" if writer_name
     c["note"] = "reproduces spec vector #{spec}" if spec
     @cases << c
     w
+  end
+
+  # The exp of the metadata envelope a write produced (plaintext = the envelope JSON).
+  def envelope_exp(w, wcfg)
+    exp = JSON.parse(w.plaintext.force_encoding(Encoding::UTF_8)).dig("_rails", "exp")
+    check(exp, "#{@name}: no exp in the envelope")
+    Time.iso8601(exp).utc
   end
 
   def negative(name, escaped_cookie, reason, cookie_name: nil, note: nil)
@@ -277,6 +309,11 @@ def generate(profile_name)
   encrypted = cfg["kind"] == "encrypted"
   meta_exp = cfg["_expiry_metadata"]
 
+  if profile_name == "rails_7_2_signed_session_id"
+    Gen72.signed_session_id(g)
+    return document(profile_name, cfg, g)
+  end
+
   # spec cross-checks
   case profile_name
   when "rails_4_2_json" then g.positive("spec_t1", SPEC_SESSION, spec: "T1")
@@ -288,6 +325,7 @@ def generate(profile_name)
     g.positive("spec_t3", SPEC_SESSION, spec: "T3")
     g.positive("spec_t5", SPEC_SESSION, expires: FUTURE, spec: "T5")
   when "rails_7_0_json" then g.positive("spec_t9", SPEC_SESSION, spec: "T9")
+  when "rails_7_2_json" then g.positive("spec_t9", SPEC_SESSION, spec: "T9") # 7.2's jar writes 7.0's bytes
   when "cbc_sha256_digest" then g.positive("spec_t11", SPEC_SESSION, spec: "T11")
   when "signed_sha256_digest" then g.positive("spec_t10", { "theme" => "dark" }, cookie_name: "user_pref", httponly: false, spec: "T10")
   when "legacy_secret_token"
@@ -307,6 +345,7 @@ def generate(profile_name)
   if g.marshal?
     marshal_sessions.each { |n, v| g.positive(n, v) }
   end
+  Gen72.extra_sessions(g, profile_name) if I::MODERN
 
   # signed cookie shapes
   if cfg["kind"] == "signed"
@@ -386,10 +425,15 @@ def generate(profile_name)
                note: "written with the default salts (rails_6_1_json)")
   when "custom_salts_cbc"
     g.positive("gcm_prepare_upgrade", DEVISE, writer: prof["custom_salts"], writer_name: "custom_salts", rewritten: true)
+  else
+    Gen72.cross_cases(g, profile_name) if I::MODERN
   end
 
   g.oversize("oversize", { "session_id" => SID, "blob" => "x" * 3000 })
+  document(profile_name, cfg, g)
+end
 
+def document(profile_name, cfg, g)
   names = g.cases.map { |c| c["name"] }
   check(names.uniq.size == names.size, "#{profile_name}: duplicate case names #{names.tally.select { |_, c| c > 1 }.keys}")
 
@@ -405,6 +449,8 @@ def generate(profile_name)
   }
 end
 
+require_relative "gen_vectors_7_2" if I::MODERN
+
 if $PROGRAM_NAME == __FILE__
   FileUtils.mkdir_p(OUT_DIR)
   I::PROFILES.each_key do |name|
@@ -414,5 +460,8 @@ if $PROGRAM_NAME == __FILE__
     pos = doc["cases"].count { |c| c["expected"]["ok"] }
     puts format("%-26s %3d cases (%d accepted, %d rejected) %7d bytes  %s", name, doc["cases"].size, pos,
                 doc["cases"].size - pos, File.size(path), path.sub("#{Dir.pwd}/", ""))
+  end
+  if I::MODERN
+    $refusals.each { |r| puts "rails_7_2_message_pack refuses to write #{r}" }
   end
 end

@@ -1,7 +1,9 @@
 # frozen_string_literal: true
 
-# Live oracle: "does real Rails (6.1.7.10, ActionDispatch cookie jars) accept this cookie, and what does it
-# read?" and "what cookie does real Rails write for this session?". Used by the Rust tests.
+# Live oracle: "does real Rails (ActionDispatch cookie jars) accept this cookie, and what does it read?" and "what
+# cookie does real Rails write for this session?". Used by the Rust tests. Runs with whichever Rails loads:
+#   ruby interop/rails_codec.rb ...                         Rails 6.1.7.10 (host): the 6.1-run profiles
+#   interop/trixie/run.sh ruby interop/rails_codec.rb ...   Rails 7.2 (trixie root): the rails_7_2_* profiles
 #
 #   ruby interop/rails_codec.rb decode --profile NAME [--cookie-name N] [--now ISO8601] [--config JSON]
 #       stdin: ONE cookie value as it appears in a Cookie header (percent-encoded); a trailing newline is ignored.
@@ -20,14 +22,17 @@
 #           -> {"ok":true,"session":...,"rewritten":false} | {"ok":false}
 #         {"op":"encode","session":<tagged>,"cookie_name":"...","expires":null,"fixed_iv":false}
 #           -> {"ok":true,"cookie":"..."} | {"ok":false,"error":"overflow"}
+#           optional: "permanent":true (write through cookies.<kind>.permanent: 20-year expiry from "now"),
+#                     "now":"ISO8601" (clock while writing; default the real clock)
 #         {"op":"ping"} -> {"ok":true}
 #       Optional per request: "profile": NAME (overrides --profile), "config": {<Rails setting name>: value, ...}.
 #       A malformed request is answered with {"ok":false,"error":"..."}; the server keeps running.
 #
 # Exit status 2 on usage errors. "rewritten" is true when the jar queued a Set-Cookie while reading
 # (a rotation fallback - SHA1->SHA256 KDF, CBC->GCM, GCM prepare_upgrade - or a :hybrid Marshal upgrade).
-# Decoding uses the two-pass purpose read of Rails 6.1 (purpose "cookie.<name>", then none) for every profile.
-# "now" defaults to the real clock; expiry is checked against it.
+# Decoding uses the two-pass purpose read of the running Rails (purpose "cookie.<name>", then none).
+# "now" defaults to the real clock; expiry is checked against it. Decoded sessions whose payload is MessagePack
+# (7.1+) print ActiveSupport's extension values in the "$packed" tagged form; encode accepts every form.
 
 require_relative "lib/railbridge_interop"
 
@@ -47,7 +52,7 @@ module RailsCodec
   def decode(cfg, cookie, cookie_name: nil, now: nil)
     r = I.read_cookie(cfg, cookie.to_s, name: cookie_name, now: now)
     if r.ok
-      { "ok" => true, "session" => TaggedJSON.dump(r.value), "rewritten" => r.rewritten }
+      { "ok" => true, "session" => I.tagged(r.value, r.format), "rewritten" => r.rewritten }
     elsif r.error
       { "ok" => false, "error" => r.error }
     else
@@ -56,8 +61,12 @@ module RailsCodec
   end
 
   # -> [escaped cookie, nil] or [nil, "overflow"]
-  def encode(cfg, session, cookie_name: nil, expires: nil, fixed_iv: false)
-    w = I.write_cookie(cfg, session, name: cookie_name, expires: expires, fixed_iv: fixed_iv)
+  def encode(cfg, session, cookie_name: nil, expires: nil, fixed_iv: false, permanent: false, now: nil)
+    w = if permanent || now
+          I.write_cookie(cfg, session, name: cookie_name, expires: expires, fixed_iv: fixed_iv, permanent: permanent, now: now)
+        else
+          I.write_cookie(cfg, session, name: cookie_name, expires: expires, fixed_iv: fixed_iv)
+        end
     [w.cookie, nil]
   rescue ActionDispatch::Cookies::CookieOverflow
     [nil, "overflow"]
@@ -88,7 +97,9 @@ module RailsCodec
             raise UsageError, "encode needs \"session\"" unless req.key?("session")
             cookie, err = encode(cfg, TaggedJSON.load(req["session"]), cookie_name: req["cookie_name"],
                                                                      expires: I.parse_time(req["expires"]),
-                                                                     fixed_iv: req["fixed_iv"] == true)
+                                                                     fixed_iv: req["fixed_iv"] == true,
+                                                                     permanent: req["permanent"] == true,
+                                                                     now: I.parse_time(req["now"]))
             err ? { "ok" => false, "error" => err } : { "ok" => true, "cookie" => cookie }
           else
             raise UsageError, "unknown op #{req['op'].inspect}"

@@ -241,7 +241,8 @@ if pg_reachable; then
     run_app "$m/postgres" "$m" "$PG_URL"
   done
 else
-  echo "== postgres: skipped (${PG_URL:+no server answering at PG_URL}${PG_URL:-PG_URL not set})"
+  if [[ -n "${PG_URL:-}" ]]; then echo "== postgres: skipped (no server answering at \$PG_URL)"
+  else echo "== postgres: skipped (PG_URL not set)"; fi
 fi
 
 echo "smoke: $passed passed, $failed failed"

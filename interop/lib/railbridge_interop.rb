@@ -1,7 +1,9 @@
 # frozen_string_literal: true
 
 # Shared code for the Ruby side of railbridge's interop tests: runs the REAL Rails cookie jars
-# (ActionDispatch::Cookies from the installed Rails 6.1.7.10) to write and read session cookies.
+# (ActionDispatch::Cookies from the installed Rails: 6.1.7.10 on the host, 7.2.x inside the Debian trixie root
+# made by interop/trixie/setup.sh) to write and read session cookies. The profile table depends on the Rails that
+# runs: 6.1 reproduces 4.2 ... 7.0 by configuration (PROFILES_6_1), 7.2 runs its own defaults (PROFILES_7_2).
 #
 # No cookie crypto is reimplemented here. Every value is produced/consumed by
 # ActionDispatch::Cookies::{Encrypted,Signed}KeyRotatingCookieJar through a request env that carries the
@@ -12,6 +14,7 @@
 #   * LegacyKeyGenerator  - Rails 4.2's LegacyKeyGenerator (returns the raw secret_token).
 #   * cookies_digest      - Rails 4.2-5.1 used cookies_digest for the CBC encryptor; 6.1 ignores it for the
 #                           primary encryptor, so the jar's encryptor is swapped for one with that digest.
+# Under Rails 7.1+ none of these is used: the key generator is Rails' own KeyGenerator with hash_digest_class.
 
 require "active_support/all" # a booted Rails app loads all of ActiveSupport (config.active_support.bare = false)
 require "action_dispatch"
@@ -23,6 +26,11 @@ require "openssl"
 require "set"
 require "json"
 require "time"
+if ActionPack.version >= Gem::Version.new("7.1")
+  # A 7.1+ app with cookies_serializer = :message_pack loads this (SerializerWithFallback[:message_pack]); loading
+  # it up front also brings BigDecimal, Date, IPAddr, Pathname and URI for the tagged JSON "$packed" form.
+  require "active_support/message_pack"
+end
 require_relative "tagged_json"
 
 # A Struct used by the Marshal vectors (must be defined for Marshal.load / TaggedJSON.load).
@@ -30,6 +38,8 @@ Point = Struct.new(:x, :y) unless defined?(Point)
 
 module RailbridgeInterop
   RAILS_VERSION = ActionPack.version.to_s
+  # Rails 7.1+ cookie jars (SerializerWithFallback, Rack 3 responses, 7.x KeyGenerator).
+  MODERN = ActionPack.version >= Gem::Version.new("7.1")
   SECRET_KEY_BASE = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"
   OTHER_SECRET_KEY_BASE = "f" * 128
   SECRET_TOKEN = "legacy-secret-token-0123456789abcdef0123456789abcdef"
@@ -80,7 +90,19 @@ module RailbridgeInterop
       return LegacyKeyGenerator.new(cfg["secret_token"])
     end
     iterations = cfg["iterations"] || ITERATIONS
-    case (cfg["key_generator_hash_digest_class"] || "SHA1").to_s.sub(/\AOpenSSL::Digest::/, "")
+    digest = (cfg["key_generator_hash_digest_class"] || "SHA1").to_s.sub(/\AOpenSSL::Digest::/, "")
+    if MODERN
+      # Rails 7.x's own KeyGenerator; a booted app sets the class-wide hash_digest_class from
+      # config.active_support.key_generator_hash_digest_class (load_defaults 7.0: SHA256). Passing it per instance
+      # is the same computation without changing global state.
+      klass = { "SHA1" => OpenSSL::Digest::SHA1, "SHA256" => OpenSSL::Digest::SHA256 }.fetch(digest) do
+        raise ArgumentError, "key_generator_hash_digest_class must be SHA1 or SHA256"
+      end
+      return ActiveSupport::CachingKeyGenerator.new(
+        ActiveSupport::KeyGenerator.new(cfg["secret_key_base"], iterations: iterations, hash_digest_class: klass)
+      )
+    end
+    case digest
     when "SHA1"
       ActiveSupport::CachingKeyGenerator.new(ActiveSupport::KeyGenerator.new(cfg["secret_key_base"], iterations: iterations))
     when "SHA256"
@@ -133,7 +155,8 @@ module RailbridgeInterop
     derive(SECRET_KEY_BASE, "SHA1", "authenticated encrypted cookie", 32)
   end
 
-  PROFILES = {
+  # Profiles run by Rails 6.1 (each configured as the Rails version it stands for).
+  PROFILES_6_1 = {
     "rails_4_2_json" => RAILS_4_2.merge(
       "_description" => "Rails 4.2 default shape: AES-256-CBC + HMAC-SHA1, no metadata, JSON (6.1 with use_authenticated_cookie_encryption=false, use_cookies_with_metadata=false writes identical bytes)",
     ),
@@ -206,6 +229,35 @@ module RailbridgeInterop
     ),
   }.freeze
 
+  # Profiles run by real Rails 7.2 (interop/trixie/run.sh): a new 7.2 app's cookie settings
+  # (config.load_defaults 7.2: PBKDF2-HMAC-SHA256 keys, AES-256-GCM, purpose metadata, SameSite=Lax).
+  BASE_7_2 = BASE.merge("key_generator_hash_digest_class" => "SHA256").freeze
+
+  PROFILES_7_2 = {
+    "rails_7_2_json" => BASE_7_2.merge(
+      "_description" => "Rails 7.2 (load_defaults 7.2, cookies_serializer = :json): PBKDF2-HMAC-SHA256 keys, AES-256-GCM, purpose metadata, JSON; MessagePack cookies are read and rewritten, Marshal cookies read as nil",
+    ),
+    "rails_7_2_json_allow_marshal" => BASE_7_2.merge(
+      "cookies_serializer" => "json_allow_marshal",
+      "_description" => "Rails 7.2 with cookies_serializer = :json_allow_marshal: writes JSON, reads Marshal and MessagePack cookies and rewrites them as JSON",
+    ),
+    "rails_7_2_marshal" => BASE_7_2.merge(
+      "cookies_serializer" => "marshal",
+      "_description" => "Rails 7.2 with cookies_serializer = :marshal: writes Marshal, reads JSON and MessagePack cookies too (never rewritten)",
+    ),
+    "rails_7_2_message_pack" => BASE_7_2.merge(
+      "cookies_serializer" => "message_pack",
+      "_description" => "Rails 7.2 with cookies_serializer = :message_pack (msgpack gem): writes CC 80 + MessagePack with ActiveSupport's extension types, reads JSON cookies (rewritten), Marshal cookies read as nil",
+    ),
+    "rails_7_2_signed_session_id" => BASE_7_2.merge(
+      "kind" => "signed",
+      "cookie_name" => "session_id",
+      "_description" => "Rails 7.2 signed jar as Rails 8's authentication generator uses it: cookies.signed.permanent[:session_id] = id (purpose cookie.session_id, 20-year exp), HMAC-SHA1 with the SHA256-derived 'signed cookie' key, JSON",
+    ),
+  }.freeze
+
+  PROFILES = MODERN ? PROFILES_7_2 : PROFILES_6_1
+
   CONFIG_KEYS = %w[
     secret_key_base encrypted_cookie_salt encrypted_signed_cookie_salt authenticated_encrypted_cookie_salt
     signed_cookie_salt cookies_serializer use_authenticated_cookie_encryption use_cookies_with_metadata
@@ -264,6 +316,15 @@ module RailbridgeInterop
   end
 
   # ------------------------------------------------------------------ request env (as a booted app builds it)
+
+  if MODERN
+    # What a booted 7.2 app with load_defaults 7.2 sets globally and the cookie path can see:
+    # config.active_support.use_message_serializer_for_metadata = true (7.1 default; cookie jars use
+    # NullSerializer, so their envelope stays {"_rails":{"message":...}}) and config.time_zone = "UTC"
+    # (Time.current is a TimeWithZone; PermanentCookieJar's 20.years.from_now uses it).
+    ActiveSupport::Messages::Metadata.use_message_serializer_for_metadata = true
+    Time.zone_default = Time.find_zone!("UTC")
+  end
 
   SAME_SITE_LAX = proc { :lax } # load_defaults 6.1: cookies_same_site_protection = :lax
 
@@ -377,30 +438,65 @@ module RailbridgeInterop
   OpenSSL::Cipher.prepend(FixedIV)
 
   # Observe what MessageVerifier#generate base64-encodes (signed jar plaintext); no behaviour change.
+  # (7.1+ also base64-encodes the inner "message" of the envelope through the same method, first; the signed
+  # plaintext is then the LAST input.)
   module VerifierObserver
     private
 
-    def encode(data)
-      rec = Thread.current[:railbridge_recorder]
-      rec[:verifier_input] << data.dup if rec
-      super
+    if MODERN
+      def encode(data, **kw)
+        rec = Thread.current[:railbridge_recorder]
+        rec[:verifier_input] << data.dup if rec
+        super
+      end
+    else
+      def encode(data)
+        rec = Thread.current[:railbridge_recorder]
+        rec[:verifier_input] << data.dup if rec
+        super
+      end
     end
   end
   ActiveSupport::MessageVerifier.prepend(VerifierObserver)
 
-  # Observe the serialized session (payload_hex) as the jar produces it; no behaviour change.
-  module SerializeObserver
-    protected
+  if MODERN
+    # Rails 7.1+: SerializedCookieJars#commit serializes (serializer.dump) and #parse deserializes. Observe the
+    # serialized session (payload_hex) and the payload the jar reads (its format decides the tagged JSON form);
+    # `with_payload_override` replaces the serialized bytes before the jar signs/encrypts them (hand-built
+    # payloads such as MessagePack ext type 127; the crypto stays the jar's).
+    module SerializeObserver
+      private
 
-    def serialize(value)
-      out = super
-      rec = Thread.current[:railbridge_recorder]
-      rec[:payload] << out.dup if rec
-      out
+      def commit(name, options)
+        super
+        rec = Thread.current[:railbridge_recorder]
+        override = Thread.current[:railbridge_payload_override]
+        options[:value] = override.dup if override
+        rec[:payload] << options[:value].dup if rec
+      end
+
+      def parse(name, dumped, **kw)
+        rec = Thread.current[:railbridge_read_recorder]
+        rec[:dumped] = dumped.dup if rec && dumped
+        super
+      end
     end
+    ActionDispatch::Cookies::SerializedCookieJars.prepend(SerializeObserver)
+  else
+    # Observe the serialized session (payload_hex) as the jar produces it; no behaviour change.
+    module SerializeObserver
+      protected
+
+      def serialize(value)
+        out = super
+        rec = Thread.current[:railbridge_recorder]
+        rec[:payload] << out.dup if rec
+        out
+      end
+    end
+    ActionDispatch::Cookies::SignedKeyRotatingCookieJar.prepend(SerializeObserver)
+    ActionDispatch::Cookies::EncryptedKeyRotatingCookieJar.prepend(SerializeObserver)
   end
-  ActionDispatch::Cookies::SignedKeyRotatingCookieJar.prepend(SerializeObserver)
-  ActionDispatch::Cookies::EncryptedKeyRotatingCookieJar.prepend(SerializeObserver)
 
   module FixedNow
     def now(*args, **kw)
@@ -418,13 +514,23 @@ module RailbridgeInterop
     Thread.current[:railbridge_fixed_iv] = old
   end
 
-  def self.with_now(time)
-    return yield if time.nil?
-    old = Thread.current[:railbridge_now]
-    Thread.current[:railbridge_now] = time.utc
+  def self.with_payload_override(bytes)
+    old = Thread.current[:railbridge_payload_override]
+    Thread.current[:railbridge_payload_override] = bytes
     yield
   ensure
-    Thread.current[:railbridge_now] = old
+    Thread.current[:railbridge_payload_override] = old
+  end
+
+  def self.with_now(time)
+    return yield if time.nil? # (no ensure here: a nil time must not reset an enclosing with_now)
+    old = Thread.current[:railbridge_now]
+    Thread.current[:railbridge_now] = time.utc
+    begin
+      yield
+    ensure
+      Thread.current[:railbridge_now] = old
+    end
   end
 
   def self.recording
@@ -444,30 +550,56 @@ module RailbridgeInterop
   # Writes `value` through cookies.encrypted[name] / cookies.signed[name]. Options as the session store
   # passes them (path "/", HttpOnly, SameSite from cookies_same_site_protection, :expires if set).
   # Raises ActionDispatch::Cookies::CookieOverflow like Rails.
-  def self.write_cookie(cfg, value, name: nil, expires: nil, httponly: true, fixed_iv: true)
+  # `permanent: true` writes through cookies.<kind>.permanent (20-year :expires set by PermanentCookieJar).
+  # `now:` fixes the clock while writing (expiry metadata of permanent / relative expiries).
+  def self.write_cookie(cfg, value, name: nil, expires: nil, httponly: true, fixed_iv: true, permanent: false, now: nil)
     name ||= cfg["cookie_name"]
     req = build_request(cfg)
     jar = jar_for(req, cfg)
+    jar = jar.permanent if permanent
     opts = { value: value }
     opts[:httponly] = true if httponly
     opts[:expires] = expires if expires
     _, rec = recording do
-      fixed_iv ? with_fixed_iv { jar[name] = opts } : (jar[name] = opts)
+      with_now(now) do
+        fixed_iv ? with_fixed_iv { jar[name] = opts } : (jar[name] = opts)
+      end
     end
-    headers = {}
-    req.cookie_jar.write(headers)
-    header = headers["Set-Cookie"]
-    line = header.split("\n").find { |l| l.start_with?("#{Rack::Utils.escape(name)}=") }
+    line = set_cookie_lines(req).find { |l| l.start_with?("#{Rack::Utils.escape(name)}=") }
     escaped = line[/\A[^=]*=([^;]*)/, 1]
     plaintext =
       if cfg["kind"] == "encrypted" then rec[:cipher_input].join.b
+      elsif MODERN then rec[:verifier_input].last.b
       else rec[:verifier_input].first.b
       end
     WriteResult.new(cookie: escaped, raw_value: Rack::Utils.unescape(escaped), set_cookie: line,
                     payload: rec[:payload].first.b, plaintext: plaintext)
   end
 
-  ReadResult = Struct.new(:ok, :value, :rewritten, :set_cookie, :error, keyword_init: true)
+  # The Set-Cookie lines the jar writes (6.1: one "\n"-joined header in a Hash; 7.1+: CookieJar#write(response)
+  # on a Rack 3 response, as ActionDispatch::Cookies#call does).
+  def self.set_cookie_lines(req)
+    if MODERN
+      res = Rack::Response.new
+      req.cookie_jar.write(res)
+      Array(res.get_header("set-cookie")).flat_map { |h| h.split("\n") }
+    else
+      headers = {}
+      req.cookie_jar.write(headers)
+      (headers["Set-Cookie"] || "").split("\n")
+    end
+  end
+
+  # format: the serialization format of the payload the jar read (:json, :marshal, :message_pack; 7.1+ only).
+  ReadResult = Struct.new(:ok, :value, :rewritten, :set_cookie, :error, :format, keyword_init: true)
+
+  def self.payload_format(dumped)
+    return nil if dumped.nil?
+    if dumped.b.start_with?("\xCC\x80".b) then :message_pack
+    elsif dumped.b.start_with?("\x04\x08".b) then :marshal
+    else :json
+    end
+  end
 
   # Reads cookie `name` from a Cookie header "name=<escaped>" through the real jar. The jar does the
   # two-pass purpose read of 6.1 (purpose "cookie.<name>", then no purpose). `rewritten` is true when the
@@ -476,16 +608,35 @@ module RailbridgeInterop
     name ||= cfg["cookie_name"]
     req = build_request(cfg, cookie_header: "#{Rack::Utils.escape(name)}=#{escaped_value}")
     jar = jar_for(req, cfg)
-    value = with_now(now) { jar[name] }
-    headers = {}
-    req.cookie_jar.write(headers)
-    rewritten = !headers["Set-Cookie"].nil?
-    ReadResult.new(ok: !value.nil?, value: value, rewritten: rewritten, set_cookie: headers["Set-Cookie"])
+    unless MODERN
+      value = with_now(now) { jar[name] }
+      headers = {}
+      req.cookie_jar.write(headers)
+      rewritten = !headers["Set-Cookie"].nil?
+      return ReadResult.new(ok: !value.nil?, value: value, rewritten: rewritten, set_cookie: headers["Set-Cookie"])
+    end
+    read_rec = { dumped: nil }
+    old = Thread.current[:railbridge_read_recorder]
+    Thread.current[:railbridge_read_recorder] = read_rec
+    begin
+      value = with_now(now) { jar[name] }
+    ensure
+      Thread.current[:railbridge_read_recorder] = old
+    end
+    lines = set_cookie_lines(req)
+    ReadResult.new(ok: !value.nil?, value: value, rewritten: !lines.empty?, set_cookie: lines.empty? ? nil : lines.join("\n"),
+                   format: value.nil? ? nil : payload_format(read_rec[:dumped]))
   rescue ActionDispatch::Cookies::CookieOverflow => e
     ReadResult.new(ok: false, error: e.class.name)
   rescue StandardError => e
     # Rails would let this propagate (HTTP 500), e.g. JSON::ParserError for a Marshal payload under :json.
     ReadResult.new(ok: false, error: "#{e.class}: #{e.message}"[0, 200])
+  end
+
+  # Tagged JSON of a value the jar read: MessagePack payloads use the "$packed" form for ActiveSupport's
+  # extension types (docs/tagged-json.md), everything else the Marshal/JSON forms.
+  def self.tagged(value, format)
+    TaggedJSON.dump(value, packed: format == :message_pack)
   end
 
   def self.parse_time(s)

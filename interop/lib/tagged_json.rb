@@ -3,7 +3,11 @@
 # Ruby value <-> "tagged JSON" (see docs/tagged-json.md).
 #
 #   TaggedJSON.dump(obj)        -> a JSON-able structure (Hash/Array/String/Integer/Float/true/false/nil)
-#   TaggedJSON.load(structure)  -> the Ruby object
+#   TaggedJSON.dump(obj, packed: true) -> the same, with ActiveSupport MessagePack extension values (Rails 7.1+
+#                                  `:message_pack` sessions) other than Symbol, Integer, Time and
+#                                  HashWithIndifferentAccess written as {"$packed": "<registered class>",
+#                                  "$fields": [<what the packer writes, in order>]}
+#   TaggedJSON.load(structure)  -> the Ruby object (accepts every form, "$packed" included)
 #   TaggedJSON.generate(obj)    -> JSON text of dump(obj)
 #   TaggedJSON.parse(text)      -> load(JSON.parse(text))
 #
@@ -43,12 +47,25 @@ module TaggedJSON
     "$regexp" => %w[$regexp $options $ivars],
     "$class_ref" => %w[$class_ref],
     "$module_ref" => %w[$module_ref],
+    "$packed" => %w[$packed $fields],
   }.freeze
+
+  # ActiveSupport::MessagePack::Extensions (7.1-8.0) registered types that use the "$packed" form, in
+  # registration order (msgpack-ruby matches an object's class exactly, then the first registered ancestor, so a
+  # URI::HTTPS is packed as URI::Generic and a DateTime as DateTime, not Date). The ext type codes:
+  # BigDecimal 2, Rational 3, Complex 4, DateTime 5, Date 6, TimeWithZone 8, TimeZone 9, Duration 10, Range 11,
+  # Set 12, URI::Generic 13, IPAddr 14, Pathname 15, Regexp 16. (Symbol 0, Integer 1, Time 7 and
+  # HashWithIndifferentAccess 17 keep the $symbol/$integer/$time/$class forms.)
+  PACKED_CLASSES = %w[
+    BigDecimal Rational Complex DateTime Date ActiveSupport::TimeWithZone ActiveSupport::TimeZone
+    ActiveSupport::Duration Range Set URI::Generic IPAddr Pathname Regexp
+  ].freeze
+  DURATION_PARTS = %i[years months weeks days hours minutes seconds].freeze
 
   module_function
 
-  def generate(obj)
-    JSON.generate(dump(obj))
+  def generate(obj, packed: false)
+    JSON.generate(dump(obj, packed: packed))
   end
 
   def parse(text)
@@ -56,7 +73,10 @@ module TaggedJSON
   end
 
   # ---------------------------------------------------------------- Ruby -> tagged JSON
-  def dump(obj)
+  def dump(obj, packed: false)
+    if packed && (name = packed_class_name(obj))
+      return { "$packed" => name, "$fields" => packed_fields(name, obj) }
+    end
     case obj
     when nil, true, false
       obj
@@ -70,21 +90,21 @@ module TaggedJSON
     when Symbol
       { "$symbol" => obj.to_s }
     when Time
-      return dump_generic(obj) unless obj.class == Time
+      return dump_generic(obj, packed) unless obj.class == Time
       dump_time(obj)
     when String
-      return subclass_form(obj, String) unless obj.class == String
+      return subclass_form(obj, String, packed) unless obj.class == String
       dump_string(obj)
     when Array
-      return subclass_form(obj, Array) unless obj.class == Array
-      obj.map { |v| dump(v) }
+      return subclass_form(obj, Array, packed) unless obj.class == Array
+      obj.map { |v| dump(v, packed: packed) }
     when Hash
-      return subclass_form(obj, Hash) unless obj.class == Hash
-      dump_hash(obj)
+      return subclass_form(obj, Hash, packed) unless obj.class == Hash
+      dump_hash(obj, packed)
     when Struct
-      { "$struct" => obj.class.name, "$members" => obj.each_pair.to_h { |k, v| [k.to_s, dump(v)] } }
+      { "$struct" => obj.class.name, "$members" => obj.each_pair.to_h { |k, v| [k.to_s, dump(v, packed: packed)] } }
     when Regexp
-      return dump_generic(obj) unless obj.class == Regexp
+      return dump_generic(obj, packed) unless obj.class == Regexp
       r = { "$regexp" => obj.source, "$options" => obj.options }
       r["$ivars"] = dump_ivars(obj) unless obj.instance_variables.empty?
       r
@@ -93,7 +113,61 @@ module TaggedJSON
     when Module
       { "$module_ref" => obj.name }
     else
-      dump_generic(obj)
+      dump_generic(obj, packed)
+    end
+  end
+
+  # The registered class name when `obj` is packed with one of the "$packed" extension types.
+  def packed_class_name(obj)
+    # (Module#=== is the real class test: ActiveSupport::Duration#is_a? answers for its value, 1.day.is_a?(Integer))
+    return nil if Symbol === obj || Integer === obj || obj.nil? || true.equal?(obj) || false.equal?(obj)
+    return nil unless defined?(ActiveSupport::TimeWithZone)
+    exact = PACKED_CLASSES.find { |n| (k = packed_const(n)) && obj.class == k }
+    return exact if exact
+    # first registered ancestor, in registration order; classes registered before (Symbol, Integer) or with
+    # their own form (Time, HashWithIndifferentAccess) win where they would in msgpack-ruby.
+    %w[BigDecimal Rational Complex DateTime Date Time ActiveSupport::TimeWithZone ActiveSupport::TimeZone
+       ActiveSupport::Duration Range Set URI::Generic IPAddr Pathname Regexp
+       ActiveSupport::HashWithIndifferentAccess].each do |n|
+      k = packed_const(n)
+      next unless k && k === obj
+      return PACKED_CLASSES.include?(n) ? n : nil
+    end
+    nil
+  end
+
+  def packed_const(name)
+    Object.const_get(name)
+  rescue NameError
+    nil
+  end
+
+  def packed_rational(r, packed)
+    r.numerator.zero? ? [dump(r.numerator, packed: packed)] : [dump(r.numerator, packed: packed), dump(r.denominator, packed: packed)]
+  end
+
+  # Exactly the values ActiveSupport::MessagePack::Extensions' packer writes, each in tagged form.
+  def packed_fields(name, obj)
+    d = ->(v) { dump(v, packed: true) }
+    case name
+    when "BigDecimal" then [obj._dump]
+    when "Rational" then packed_rational(obj, true)
+    when "Complex" then [d[obj.real], d[obj.imaginary]]
+    when "DateTime"
+      [d[obj.jd], d[obj.hour], d[obj.min], d[obj.sec], *packed_rational(obj.sec_fraction, true),
+       *packed_rational(obj.offset, true)]
+    when "Date" then [d[obj.jd]]
+    when "ActiveSupport::TimeWithZone"
+      u = obj.utc
+      [d[u.tv_sec], d[u.tv_nsec], d[u.utc_offset], obj.time_zone.name]
+    when "ActiveSupport::TimeZone" then [obj.name]
+    when "ActiveSupport::Duration" then [d[obj.value], d[obj._parts.values_at(*DURATION_PARTS)]]
+    when "Range" then [d[obj.begin], d[obj.end], obj.exclude_end?]
+    when "Set" then [d[obj.to_a]]
+    when "URI::Generic", "Pathname", "Regexp" then [obj.to_s]
+    when "IPAddr"
+      [obj.prefix < 32 || (obj.ipv6? && obj.prefix < 128) ? "#{obj}/#{obj.prefix}" : obj.to_s]
+    else raise Error, "no $packed form for #{name}"
     end
   end
 
@@ -125,37 +199,37 @@ module TaggedJSON
     k.class == String && k.encoding == Encoding::UTF_8 && k.valid_encoding? && k.instance_variables.empty?
   end
 
-  def dump_hash(h)
+  def dump_hash(h, packed = false)
     if h.default.nil? && h.default_proc.nil? && h.each_key.all? { |k| plain_key?(k) } &&
        !(h.first && h.first[0].start_with?("$"))
-      h.each_with_object({}) { |(k, v), o| o[k.dup] = dump(v) }
+      h.each_with_object({}) { |(k, v), o| o[k.dup] = dump(v, packed: packed) }
     else
-      r = { "$hash" => h.map { |k, v| [dump(k), dump(v)] } }
-      r["$default"] = dump(h.default) unless h.default.nil?
+      r = { "$hash" => h.map { |k, v| [dump(k, packed: packed), dump(v, packed: packed)] } }
+      r["$default"] = dump(h.default, packed: packed) unless h.default.nil?
       r
     end
   end
 
-  def subclass_form(obj, base)
+  def subclass_form(obj, base, packed = false)
     plain =
       if base == Hash then Hash.new(obj.default).merge!(obj)
       elsif base == Array then Array.new(obj)
       else String.new(obj)
       end
-    { "$class" => obj.class.name, "$value" => dump(plain) }
+    { "$class" => obj.class.name, "$value" => dump(plain, packed: packed) }
   end
 
-  def dump_ivars(obj)
-    obj.instance_variables.each_with_object({}) { |iv, o| o[iv.to_s] = dump(obj.instance_variable_get(iv)) }
+  def dump_ivars(obj, packed = false)
+    obj.instance_variables.each_with_object({}) { |iv, o| o[iv.to_s] = dump(obj.instance_variable_get(iv), packed: packed) }
   end
 
-  def dump_generic(obj)
+  def dump_generic(obj, packed = false)
     if obj.respond_to?(:marshal_dump)
-      { "$user_marshal" => obj.class.name, "$value" => dump(obj.marshal_dump) }
+      { "$user_marshal" => obj.class.name, "$value" => dump(obj.marshal_dump, packed: packed) }
     elsif obj.respond_to?(:_dump)
       { "$user_defined" => obj.class.name, "$bytes" => Base64.strict_encode64(obj._dump(-1)) }
     else
-      { "$object" => obj.class.name, "$ivars" => dump_ivars(obj) }
+      { "$object" => obj.class.name, "$ivars" => dump_ivars(obj, packed) }
     end
   end
 
@@ -264,6 +338,62 @@ module TaggedJSON
       k = const(v)
       raise Error, "#{v} is not a module" unless k.is_a?(Module) && !k.is_a?(Class)
       k
+    when "$packed"
+      load_packed(v, j["$fields"])
+    end
+  end
+
+  # The reverse of packed_fields: what ActiveSupport::MessagePack::Extensions' unpacker builds from the fields.
+  def load_packed(name, fields)
+    raise Error, "unknown $packed class #{name.inspect}" unless PACKED_CLASSES.include?(name)
+    raise Error, "$fields must be an array" unless fields.is_a?(Array)
+    f = fields.map { |x| load(x) }
+    arity = ->(*ok) { raise Error, "$packed #{name}: #{f.size} fields" unless ok.include?(f.size) }
+    str = lambda do
+      arity[1]
+      raise Error, "$packed #{name}: the field must be a string" unless f[0].is_a?(String)
+      f[0]
+    end
+    case name
+    when "BigDecimal" then BigDecimal._load(str[])
+    when "Rational"
+      arity[1, 2]
+      raise Error, "$packed Rational: a single field must be 0" if f.size == 1 && f[0] != 0
+      raise Error, "$packed Rational: zero numerator takes no denominator" if f.size == 2 && f[0] == 0
+      Rational(f[0], f.size == 1 ? 1 : f[1])
+    when "Complex" then arity[2]; Complex(f[0], f[1])
+    when "DateTime"
+      q = f.dup
+      jd, h, mi, sec = q.shift(4)
+      rat = lambda do
+        n = q.shift
+        raise Error, "$packed DateTime: missing fields" if n.nil?
+        n.zero? ? Rational(0, 1) : Rational(n, q.shift || raise(Error, "$packed DateTime: missing fields"))
+      end
+      frac = rat[]
+      off = rat[]
+      raise Error, "$packed DateTime: #{fields.size} fields" unless q.empty? && !sec.nil?
+      DateTime.jd(jd, h, mi, sec + frac, off)
+    when "Date" then arity[1]; Date.jd(f[0])
+    when "ActiveSupport::TimeWithZone"
+      arity[4]
+      at = Time.respond_to?(:at_without_coercion) ? :at_without_coercion : :at
+      ActiveSupport::TimeWithZone.new(Time.public_send(at, f[0], f[1], :nanosecond, in: f[2]),
+                                      ActiveSupport::TimeZone[f[3]])
+    when "ActiveSupport::TimeZone" then ActiveSupport::TimeZone[str[]] || raise(Error, "unknown time zone #{f[0]}")
+    when "ActiveSupport::Duration"
+      arity[2]
+      raise Error, "$packed Duration: parts must be a list of 7" unless f[1].is_a?(Array) && f[1].size == 7
+      ActiveSupport::Duration.new(f[0], DURATION_PARTS.zip(f[1]).to_h.compact)
+    when "Range" then arity[3]; Range.new(f[0], f[1], f[2])
+    when "Set"
+      arity[1]
+      raise Error, "$packed Set: the field must be a list" unless f[0].is_a?(Array)
+      Set.new(f[0])
+    when "URI::Generic" then URI.parse(str[])
+    when "IPAddr" then IPAddr.new(str[])
+    when "Pathname" then Pathname.new(str[])
+    when "Regexp" then Regexp.new(str[])
     end
   end
 

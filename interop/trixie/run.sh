@@ -40,6 +40,6 @@ exec unshare --mount --propagation private -- bash -c '
   cp -L /etc/resolv.conf "$RB_ROOT/etc/resolv.conf" 2>/dev/null || true
   exec chroot "$RB_ROOT" /usr/bin/env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    ${TZ:+TZ="$TZ"} ${RAILBRIDGE_ENV:+RAILBRIDGE_ENV="$RAILBRIDGE_ENV"} \
+    ${TZ:+TZ="$TZ"} \
     /bin/sh -c "cd \"\$0\" && exec \"\$@\"" "$RB_CWD" "$@"
 ' rb-trixie "$@"

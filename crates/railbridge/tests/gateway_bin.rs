@@ -70,17 +70,12 @@ async fn sighup_reloads_and_sigterm_drains() {
     let path = dir.write("railbridge.toml", &config("signed-in"));
     let mut cmd = railbridge();
     cmd.args(["serve", "--config"]).arg(&path).stdout(Stdio::piped());
-    let proc = Proc::spawn_listening(
-        "railbridge serve",
-        cmd,
-        dir.0.join("serve.log"),
-        "the binary should start",
-    );
+    let proc = Component::start_listening("railbridge serve", cmd, "the binary should start");
     assert_eq!(get(&proc.url("/_railbridge/health"), None).await.status, 200);
     assert_eq!(get(&proc.url("/api/x"), None).await.status, 401, "no secret: nobody is signed in");
 
     std::fs::write(&path, config("public")).unwrap();
-    kill(proc.child.id(), "-HUP");
+    kill(proc.pid(), "-HUP");
     let mut status = 0;
     for _ in 0..50 {
         status = get(&proc.url("/api/x"), None).await.status;
@@ -93,7 +88,7 @@ async fn sighup_reloads_and_sigterm_drains() {
 
     // A broken file on SIGHUP keeps the running configuration.
     std::fs::write(&path, "[[route]]\nprefix = 1\n").unwrap();
-    kill(proc.child.id(), "-HUP");
+    kill(proc.pid(), "-HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(get(&proc.url("/api/x"), None).await.status, 200);
 
@@ -101,12 +96,12 @@ async fn sighup_reloads_and_sigterm_drains() {
     let in_flight = tokio::spawn(async move { get(&url, None).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut proc = proc;
-    kill(proc.child.id(), "-TERM");
+    kill(proc.pid(), "-TERM");
     let r = in_flight.await.unwrap();
     assert_eq!(r.status, 200, "the in-flight request was drained");
     let mut exited = None;
     for _ in 0..50 {
-        if let Some(s) = proc.child.try_wait().unwrap() {
+        if let Some(s) = proc.try_wait().unwrap() {
             exited = Some(s);
             break;
         }

@@ -3,51 +3,31 @@
 //! with Rails, Devise and puma; without it these tests fail with a message saying so, unless
 //! `RAILBRIDGE_SKIP_LIVE=1`.
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::json;
 
 use super::support::*;
 
 /// The interop app and the User API of rails-session's tests, on a database of their own.
 pub(crate) struct Rails {
-    pub(crate) app: Proc,
-    pub(crate) user_api: Proc,
+    pub(crate) app: Component,
+    pub(crate) user_api: Component,
     _dir: TempDir,
 }
-
-const HINT: &str = "Install Ruby with Rails 6.1, Devise and puma (Debian: ruby-rails ruby-devise ruby-sqlite3 puma), \
-                    or set RAILBRIDGE_SKIP_LIVE=1 to skip the live tests";
 
 impl Rails {
     pub(crate) fn start() -> Rails {
         let dir = TempDir::new("rails");
         let db = dir.0.join("app.sqlite3");
-        let root = workspace_root();
-        let base = |script: &Path| {
-            let mut c = Command::new("ruby");
-            c.arg(script)
-                .current_dir(&root)
-                .env("PORT", "0")
-                .env("RAILS_PROFILE", "6.1")
+        let with_env = |app: testkit::RailsApp| {
+            app.env("RAILS_PROFILE", "6.1")
                 .env("RAILS_TEST_HELPERS", "1")
                 .env("RAILS_APP_DB", &db)
                 .env("SECRET_KEY_BASE", SKB)
                 .env("SESSION_KEY", COOKIE)
-                .env_remove("DOMAIN")
-                .env_remove("SESSION_EXPIRE_AFTER");
-            c
         };
-        let app = Proc::spawn_listening(
-            "rails app",
-            base(&root.join("interop/app/app.rb")),
-            dir.0.join("app.log"),
-            HINT,
-        );
-        let api = root.join("crates/rails-session/tests/support/user_api.rb");
-        let user_api =
-            Proc::spawn_listening("user API", base(&api), dir.0.join("user_api.log"), HINT);
+        let app = with_env(testkit::RailsApp::rails_6_1()).start();
+        let api = workspace_root().join("crates/rails-session/tests/support/user_api.rb");
+        let user_api = with_env(testkit::RailsApp::script("user API", api)).start();
         Rails { app, user_api, _dir: dir }
     }
 }
@@ -160,10 +140,10 @@ policy = "public"
 forward_session_cookie = true
 preserve_host = true
 "#,
-        user_api = rails.user_api.url,
+        user_api = rails.user_api.base_url(),
         key = key.display(),
         echo = echo.addr,
-        rails = rails.app.url,
+        rails = rails.app.base_url(),
     );
     let gw = gateway(&toml, &[]).await;
     let base = gw.url("");
@@ -209,7 +189,7 @@ preserve_host = true
     assert_eq!(b.get(&gw.url("/echo/x")).await.status, 200);
     let reset = send(
         client()
-            .post(format!("{}/test/reset_password", rails.app.url))
+            .post(rails.app.url("/test/reset_password"))
             .header("content-type", "application/x-www-form-urlencoded")
             .body("email=user%40example.com&password=changed456"),
     )

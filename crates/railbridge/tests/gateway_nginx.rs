@@ -1,78 +1,7 @@
-//! nginx `auth_request` pointed at `/_railbridge/auth` (a real nginx from Debian, `nginx-light`, run as a
-//! non-daemon child on 127.0.0.1 with a temporary prefix, killed on drop).
-
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+//! nginx `auth_request` pointed at `/_railbridge/auth` (a real nginx from Debian, `nginx-light`, started by the
+//! test kit on 127.0.0.1 with a temporary prefix, stopped on drop).
 
 use super::support::*;
-
-/// An nginx child process, killed on drop.
-pub(crate) struct Nginx {
-    child: Child,
-    pub(crate) port: u16,
-    dir: TempDir,
-}
-
-impl Nginx {
-    /// Starts nginx with `server` (a `server { … }` block body, `{port}` replaced) as its only server.
-    pub(crate) async fn start(server_body: &str) -> Option<Nginx> {
-        let Some(bin) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-        else {
-            if skip_live() {
-                return None;
-            }
-            panic!("nginx is not installed (Debian: apt-get install nginx-light); set RAILBRIDGE_SKIP_LIVE=1 to skip");
-        };
-        let dir = TempDir::new("nginx");
-        let port = closed_port();
-        let d = dir.0.display();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               server {{\n    listen 127.0.0.1:{port};\n{}\n  }}\n}}\n",
-            server_body.replace("{port}", &port.to_string())
-        );
-        let conf_path = dir.write("nginx.conf", &conf);
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(&dir.0)
-            .arg("-e")
-            .arg(dir.0.join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nginx starts");
-        let nginx = Nginx { child, port, dir };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(nginx);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "nginx did not listen on {port}: {}",
-            std::fs::read_to_string(nginx.dir.0.join("error.log")).unwrap_or_default()
-        );
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The nginx recipe of docs/gateway.md.
 pub(crate) fn auth_request_server(gateway: &str, upstream: &str) -> String {
@@ -117,7 +46,7 @@ async fn nginx_auth_request_lets_signed_in_requests_through_and_blocks_the_other
     );
     let gw = gateway(&toml, &[]).await;
     let Some(nginx) =
-        Nginx::start(&auth_request_server(&gw.addr.to_string(), &echo.addr.to_string())).await
+        testkit::Nginx::start(&auth_request_server(&gw.addr.to_string(), &echo.addr.to_string()))
     else {
         return;
     };

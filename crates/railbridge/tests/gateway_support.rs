@@ -4,11 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -200,8 +197,7 @@ pub(crate) async fn echo() -> Server {
 
 /// A port with nothing listening (bound, then closed).
 pub(crate) fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    testkit::free_port()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -404,30 +400,7 @@ pub(crate) async fn get(url: &str, cookie: Option<&str>) -> Resp {
 // Keys and JWTs
 // ---------------------------------------------------------------------------------------------------------------
 
-/// A temporary directory, removed on drop.
-pub(crate) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("railbridge-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub(crate) fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use testkit::TempDir;
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -488,82 +461,7 @@ pub(crate) fn verify(token: &str, jwks: &JsonValue, audience: &str, issuer: &str
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Child processes (Rails, nginx)
+// Child processes (Rails, nginx): the test kit's
 // ---------------------------------------------------------------------------------------------------------------
 
-pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Whether the live tests are skipped on purpose.
-pub(crate) fn skip_live() -> bool {
-    if std::env::var_os("RAILBRIDGE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("RAILBRIDGE_SKIP_LIVE=1: skipping a live test");
-        return true;
-    }
-    false
-}
-
-/// A child process killed on drop; its log is printed when a test fails.
-pub(crate) struct Proc {
-    pub(crate) child: Child,
-    pub(crate) url: String,
-    pub(crate) log: PathBuf,
-    pub(crate) name: &'static str,
-}
-
-impl Proc {
-    /// Spawns `command` and waits for a `listening on <url>` line on its stdout.
-    pub(crate) fn spawn_listening(
-        name: &'static str,
-        mut command: Command,
-        log: PathBuf,
-        hint: &str,
-    ) -> Proc {
-        let log_file = std::fs::File::create(&log).unwrap();
-        command.stdout(Stdio::piped()).stderr(log_file).stdin(Stdio::null());
-        let mut child =
-            command.spawn().unwrap_or_else(|e| panic!("could not start {name} ({e}). {hint}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                    break;
-                }
-            }
-            for _ in lines {}
-        });
-        let mut proc = Proc { child, url: String::new(), log, name };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => proc.url = url,
-            Err(_) => panic!("{name} did not start within 60 s; log:\n{}", proc.log_text()),
-        }
-        proc
-    }
-
-    pub(crate) fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- {} log ({}) ---\n{}", self.name, self.log.display(), self.log_text());
-        }
-    }
-}
+pub(crate) use testkit::{skip_live, workspace_root, Component};

@@ -1,7 +1,8 @@
 //! Live round trips with real Rails: cookies we write are read by Rails' own cookie jar
-//! (`interop/rails_codec.rb serve`, Rails 6.1.7.10), and cookies Rails writes now, with fresh random IVs, are read
-//! by us. Needs `ruby` with Rails (the README's test command installs it); set `RAILBRIDGE_SKIP_LIVE=1` to skip on
-//! a machine without Ruby.
+//! (`interop/rails_codec.rb serve`: Rails 6.1.7.10 on the host for the 4.2–7.0 profiles, Rails 7.2.2.2 with msgpack
+//! 1.7 in the Debian trixie root for the `rails_7_2_*` ones), and cookies Rails writes now, with fresh random IVs,
+//! are read by us. Needs `ruby` with Rails and the trixie root (the README's test command makes both); set
+//! `RAILBRIDGE_SKIP_LIVE=1` to skip on a machine without them.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -18,17 +19,50 @@ struct RailsOracle {
     stdout: BufReader<ChildStdout>,
 }
 
+/// Which real Rails answers for a vector profile.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Rails {
+    /// Rails 6.1 on the host's Ruby.
+    V6_1,
+    /// Rails 7.2 in the trixie root.
+    V7_2,
+}
+
+impl Rails {
+    fn for_profile(profile: &str) -> Rails {
+        if profile.starts_with("rails_7_2") {
+            Rails::V7_2
+        } else {
+            Rails::V6_1
+        }
+    }
+}
+
 impl RailsOracle {
-    fn start() -> Option<Self> {
-        if std::env::var_os("RAILBRIDGE_SKIP_LIVE").is_some() {
-            eprintln!("RAILBRIDGE_SKIP_LIVE is set: skipping the live Rails round trips");
+    fn start(rails: Rails) -> Option<Self> {
+        if testkit::skip_live() {
             return None;
         }
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut child = Command::new("ruby")
+        let root = testkit::workspace_root();
+        let mut command = match rails {
+            Rails::V6_1 => Command::new("ruby"),
+            Rails::V7_2 => {
+                assert!(
+                    testkit::trixie_root().join(".railbridge-ready").exists(),
+                    "the Rails 7.2 root is missing: run interop/trixie/setup.sh as root (./scripts/test does), or set \
+                     RAILBRIDGE_SKIP_LIVE=1"
+                );
+                // run.sh execs down to ruby itself, so killing the child ends the oracle and its mounts.
+                let mut c = Command::new(root.join("interop/trixie/run.sh"));
+                c.arg("ruby");
+                c
+            }
+        };
+        let profile = if rails == Rails::V7_2 { "rails_7_2_json" } else { "rails_6_1_json" };
+        let mut child = command
             .arg("interop/rails_codec.rb")
-            .args(["serve", "--profile", "rails_6_1_json"])
-            .current_dir(root)
+            .args(["serve", "--profile", profile])
+            .current_dir(&root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -63,11 +97,17 @@ impl Drop for RailsOracle {
 
 #[test]
 fn rails_reads_what_we_write_and_we_read_what_rails_writes() {
-    let Some(mut rails) = RailsOracle::start() else { return };
+    let Some(mut rails_6_1) = RailsOracle::start(Rails::V6_1) else { return };
+    let Some(mut rails_7_2) = RailsOracle::start(Rails::V7_2) else { return };
     let mut round_trips = 0;
+    let mut round_trips_7_2 = 0;
     for path in vector_files() {
         let doc = load(&path);
         let profile = doc["profile"].as_str().unwrap();
+        let rails = match Rails::for_profile(profile) {
+            Rails::V6_1 => &mut rails_6_1,
+            Rails::V7_2 => &mut rails_7_2,
+        };
         let config = &doc["config"];
         let codec = codec_from_config(profile, config);
         for case in doc["cases"].as_array().unwrap() {
@@ -108,15 +148,22 @@ fn rails_reads_what_we_write_and_we_read_what_rails_writes() {
                 decoded.value
             );
             round_trips += 1;
+            if Rails::for_profile(profile) == Rails::V7_2 {
+                round_trips_7_2 += 1;
+            }
         }
     }
     assert!(round_trips > 200, "only {round_trips} live round trips ran");
-    eprintln!("live: {round_trips} sessions round-tripped through real Rails in both directions");
+    assert!(round_trips_7_2 > 100, "only {round_trips_7_2} live round trips with Rails 7.2 ran");
+    eprintln!(
+        "live: {round_trips} sessions round-tripped through real Rails in both directions ({round_trips_7_2} with \
+         Rails 7.2)"
+    );
 }
 
 #[test]
 fn rails_refuses_our_cookie_under_another_name_or_key() {
-    let Some(mut rails) = RailsOracle::start() else { return };
+    let Some(mut rails) = RailsOracle::start(Rails::V6_1) else { return };
     let doc = load(&crate::common::vectors_dir().join("rails_6_1_json.json"));
     let config = &doc["config"];
     let codec = codec_from_config("rails_6_1_json", config);

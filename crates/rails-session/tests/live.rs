@@ -20,7 +20,7 @@ macro_rules! live_suite {
                     return;
                 }
                 let rails = Rails::start("6.1", true);
-                let user_api = format!("{}/internal/users/{{id}}", rails.user_api.as_ref().unwrap().url);
+                let user_api = format!("{}/internal/users/{{id}}", rails.user_api.as_ref().unwrap().base_url());
                 let api = $spawn(env(&[("USER_API_URL", &user_api), ("USER_API_CACHE_TTL", "0")])).await;
                 let mut b = Browser::new();
 

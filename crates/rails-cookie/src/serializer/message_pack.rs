@@ -50,6 +50,9 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
     match value {
         Value::Nil => rmp::encode::write_nil(out).map_err(err)?,
         Value::Bool(b) => rmp::encode::write_bool(out, *b).map_err(err)?,
+        // msgpack-ruby sizes a negative Bignum as its magnitude plus a sign bit: -(2**63), the one i64 that is a
+        // Bignum in Ruby and whose magnitude fills 64 bits, goes to the Integer extension, not int64.
+        Value::Integer(i64::MIN) => write_ext(out, 1, &[1, 0, 0, 0, 0, 0x80, 0, 0, 0])?,
         Value::Integer(i) => {
             if *i >= 0 {
                 rmp::encode::write_uint(out, i.unsigned_abs()).map_err(err)?;
@@ -155,6 +158,31 @@ fn type_name(v: &Value) -> &'static str {
         Value::UserClass { .. } => "a subclass of a core type",
         _ => "this value",
     }
+}
+
+/// Whether `Regexp.new(text)` fails in Ruby because `text` is the `to_s` of an extended-mode Regexp (`(?x-mi:…)`)
+/// whose source has a `#` comment with no newline after it: the comment swallows the group's closing `)`. Rails
+/// writes such a Regexp into a MessagePack cookie and then cannot read the cookie back.
+fn extended_comment_swallows_the_group(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("(?") else { return false };
+    let Some((flags, body)) = rest.split_once(':') else { return false };
+    let on = flags.split('-').next().unwrap_or("");
+    if !on.contains('x') || flags.contains(|c: char| !"mix-".contains(c)) {
+        return false;
+    }
+    let mut escaped = false;
+    let mut class_depth = 0usize;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' => class_depth += 1,
+            ']' if class_depth > 0 => class_depth -= 1,
+            '#' if class_depth == 0 => return !body[i..].contains('\n'),
+            _ => {}
+        }
+    }
+    false
 }
 
 struct Reader<'a> {
@@ -378,6 +406,16 @@ impl<'a> Reader<'a> {
                         class.name()
                     )));
                 }
+                if class == PackedClass::Regexp {
+                    if let [Value::String(text)] = fields.as_slice() {
+                        if extended_comment_swallows_the_group(text) {
+                            return Err(err(format!(
+                                "the Regexp at byte {at} cannot be compiled by Ruby: in extended mode its `#` comment \
+                                 runs over the closing parenthesis of its own to_s (Rails reads such a cookie as nil)"
+                            )));
+                        }
+                    }
+                }
                 Value::Packed(Packed { class, fields })
             }
         };
@@ -512,6 +550,16 @@ mod tests {
         assert!(load(b"\xcc\x80\xd4\x7f\x00").unwrap_err().to_string().contains("instantiate"));
         assert!(Packed::new("Object", vec![]).is_err());
         assert!(Packed::new("Date", vec!["x".into()]).is_err());
+    }
+
+    #[test]
+    fn extended_regexps_whose_comment_eats_the_group_are_refused_as_ruby_does() {
+        assert!(extended_comment_swallows_the_group("(?x-mi:a.b # c)"));
+        assert!(!extended_comment_swallows_the_group("(?x-mi:a.b # c\n)"));
+        assert!(!extended_comment_swallows_the_group("(?x-mi:a\\#b)"));
+        assert!(!extended_comment_swallows_the_group("(?x-mi:a[#]b)"));
+        assert!(!extended_comment_swallows_the_group("(?-mix:a # b)"));
+        assert!(!extended_comment_swallows_the_group("(?mi-x:a # b)"));
     }
 
     #[test]

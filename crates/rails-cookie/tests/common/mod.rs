@@ -40,6 +40,7 @@ pub(crate) fn version_of(profile: &str) -> RailsVersion {
         }
         "rails_5_2_json" => RailsVersion::V5_2,
         "rails_7_0_json" | "rotation_sha1_to_sha256" => RailsVersion::V7_0,
+        p if p.starts_with("rails_7_2") => RailsVersion::V7_2,
         _ => RailsVersion::V6_1,
     }
 }

@@ -1,9 +1,7 @@
 //! Test support: the example apps on 127.0.0.1:0 (both adapters), the real Rails app and its User API as child
 //! processes (killed on drop, also on panic), and a small cookie-keeping HTTP client.
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,10 +12,6 @@ use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 pub const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
 pub const COOKIE_NAME: &str = "_app_session";
 pub const SALT: &str = "$2a$04$t5oXLMcxWj/RkeIfFyX9r.";
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Environment for the example API.
 pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -204,116 +198,37 @@ impl Browser {
 // The Rails app and its User API
 // ---------------------------------------------------------------------------------------------------------------
 
-/// Whether the live tests are skipped on purpose.
-pub fn skip_live() -> bool {
-    if std::env::var_os("RAILBRIDGE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("RAILBRIDGE_SKIP_LIVE=1: skipping a live Rails test");
-        return true;
-    }
-    false
-}
+pub use testkit::skip_live;
 
-/// A child process that printed `listening on http://127.0.0.1:<port>`; killed on drop. Its stderr goes to a log
-/// file, printed when the test fails.
-pub struct Proc {
-    child: Child,
-    pub url: String,
-    log: PathBuf,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Proc {
-        let log_file = std::fs::File::create(&log).unwrap();
-        command.stdout(Stdio::piped()).stderr(log_file).stdin(Stdio::null());
-        let mut child = command.spawn().unwrap_or_else(|e| {
-            panic!(
-                "could not start `ruby` for the live Rails tests ({e}). Install Ruby with Rails 6.1, Devise and puma \
-                 (Debian: ruby-rails ruby-devise ruby-sqlite3 puma), or set RAILBRIDGE_SKIP_LIVE=1 to skip them"
-            )
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                    break;
-                }
-            }
-            for _ in lines {} // keep draining so the child never blocks on stdout
-        });
-        let mut proc = Proc { child, url: String::new(), log, name };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => proc.url = url,
-            Err(_) => panic!("{name} did not start within 60 s; log:\n{}", proc.log_text()),
-        }
-        proc
-    }
-
-    fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- {} log ({}) ---\n{}", self.name, self.log.display(), self.log_text());
-        }
-    }
-}
-
-/// The interop Rails app (and optionally its User API), on a database of its own.
+/// The interop Rails 6.1 + Devise app (and optionally its User API), on a database of its own.
 pub struct Rails {
-    pub app: Proc,
-    pub user_api: Option<Proc>,
-    dir: PathBuf,
+    pub app: testkit::Component,
+    pub user_api: Option<testkit::Component>,
+    dir: testkit::TempDir,
 }
 
 impl Rails {
     /// Starts `interop/app/app.rb` with `RAILS_PROFILE=profile` and the test helpers.
     pub fn start(profile: &str, with_user_api: bool) -> Rails {
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("rails-session-live-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("app.sqlite3");
-        let root = workspace_root();
-        let base = |script: &Path| {
-            let mut c = Command::new("ruby");
-            c.arg(script)
-                .current_dir(&root)
-                .env("PORT", "0")
-                .env("RAILS_PROFILE", profile)
+        let dir = testkit::TempDir::new("rails-session-live");
+        let db = dir.0.join("app.sqlite3");
+        let with_env = |app: testkit::RailsApp| {
+            app.env("RAILS_PROFILE", profile)
                 .env("RAILS_TEST_HELPERS", "1")
                 .env("RAILS_APP_DB", &db)
                 .env("SECRET_KEY_BASE", SKB)
                 .env("SESSION_KEY", COOKIE_NAME)
-                .env_remove("DOMAIN")
-                .env_remove("SESSION_EXPIRE_AFTER");
-            c
         };
-        let app =
-            Proc::spawn("rails app", base(&root.join("interop/app/app.rb")), dir.join("app.log"));
+        let app = with_env(testkit::RailsApp::rails_6_1()).start();
         let user_api = with_user_api.then(|| {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/user_api.rb");
-            Proc::spawn("user API", base(&script), dir.join("user_api.log"))
+            with_env(testkit::RailsApp::script("user API", script)).start()
         });
         Rails { app, user_api, dir }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.app.url)
+        self.app.url(path)
     }
 
     /// Signs in through the real Devise form.
@@ -345,10 +260,9 @@ impl Rails {
 
 impl Drop for Rails {
     fn drop(&mut self) {
+        // The apps stop before their database directory goes.
         self.user_api.take();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        let _ = &self.dir;
     }
 }
 

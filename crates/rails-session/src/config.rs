@@ -163,12 +163,14 @@ impl SessionConfig {
     /// |---|---|---|
     /// | `SECRET_KEY_BASE` | the Rails app's `secret_key_base` | required |
     /// | `SESSION_KEY` | session cookie name | required |
-    /// | `RAILS_VERSION` | the preset (`4.2` … `8.0`) | `6.1` |
+    /// | `RAILS_VERSION` | the preset (`4.2` … `8.1`) | `6.1` |
     /// | `COOKIES_SERIALIZER` | `json`, `marshal`, `hybrid`, … | the preset's (`json`) |
     /// | `DOMAIN` | `domain:` (`.app.test`, `all`, `a.test,b.test`) | host-only |
     /// | `SESSION_PATH`, `SESSION_SECURE`, `SESSION_HTTPONLY`, `SESSION_SAME_SITE` | cookie attributes | `/`, `false`, `true`, preset |
     /// | `SESSION_EXPIRE_AFTER` | `expire_after:` in seconds | none |
     /// | `SESSION_ENCRYPTED_COOKIE_SALT`, `SESSION_ENCRYPTED_SIGNED_COOKIE_SALT`, `SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT`, `SESSION_SIGNED_COOKIE_SALT` | the `config.action_dispatch.*_salt` settings | Rails' |
+    /// | `RAILS_AUTH` | where the login lives: `devise` (Warden's key) or `session-key` (a plain session key) | `devise` |
+    /// | `RAILS_AUTH_SESSION_KEY` | with `session-key`: the key, or a dotted path into nested hashes | `user_id` |
     /// | `DEVISE_SCOPE` | the Warden scope | `user` |
     /// | `DEVISE_TIMEOUT_IN` | Devise `timeout_in` (seconds) for `:timeoutable` | off |
     ///
@@ -241,12 +243,36 @@ impl SessionConfig {
             config =
                 config.expire_after(Duration::from_secs(parse_secs("SESSION_EXPIRE_AFTER", &v)?));
         }
-        let mut identity =
-            IdentityConfig::warden(get("DEVISE_SCOPE").unwrap_or_else(|| "user".into()));
-        if let Some(v) = get("DEVISE_TIMEOUT_IN") {
-            identity =
-                identity.timeout_in(Duration::from_secs(parse_secs("DEVISE_TIMEOUT_IN", &v)?));
-        }
+        let auth = get("RAILS_AUTH").unwrap_or_else(|| "devise".into());
+        let identity = match auth.trim() {
+            "devise" => {
+                let mut identity =
+                    IdentityConfig::warden(get("DEVISE_SCOPE").unwrap_or_else(|| "user".into()));
+                if let Some(v) = get("DEVISE_TIMEOUT_IN") {
+                    identity = identity
+                        .timeout_in(Duration::from_secs(parse_secs("DEVISE_TIMEOUT_IN", &v)?));
+                }
+                identity
+            }
+            "session-key" => {
+                // `session[:user_id] = user.id`, or a dotted path for a nested key (`auth.user_id`).
+                let key = get("RAILS_AUTH_SESSION_KEY").unwrap_or_else(|| "user_id".into());
+                let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
+                if path.iter().any(String::is_empty) {
+                    return Err(ConfigError::invalid(
+                        "RAILS_AUTH_SESSION_KEY",
+                        format!("{key:?} is not a session key or a dotted path of keys"),
+                    ));
+                }
+                IdentityConfig::session_path(path)
+            }
+            other => {
+                return Err(ConfigError::invalid(
+                    "RAILS_AUTH",
+                    format!("{other:?} is not devise or session-key"),
+                ))
+            }
+        };
         Ok(config.identity(identity))
     }
 
@@ -406,6 +432,7 @@ fn parse_secs(setting: &'static str, v: &str) -> Result<u64, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::IdentitySource;
 
     const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
 
@@ -461,6 +488,27 @@ mod tests {
             ("SESSION_KEY", "_s")
         ]))
         .is_ok());
+    }
+
+    #[test]
+    fn rails_auth_chooses_where_the_login_lives() {
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_s")];
+            pairs.extend_from_slice(extra);
+            SessionConfig::from_lookup(env(&pairs))
+        };
+        let c = with(&[("RAILS_AUTH", "session-key")]).unwrap();
+        assert_eq!(c.identity.source(), &IdentitySource::SessionPath(vec!["user_id".into()]));
+        let c =
+            with(&[("RAILS_AUTH", "session-key"), ("RAILS_AUTH_SESSION_KEY", "auth.uid")]).unwrap();
+        assert_eq!(
+            c.identity.source(),
+            &IdentitySource::SessionPath(vec!["auth".into(), "uid".into()])
+        );
+        assert!(matches!(with(&[]).unwrap().identity.source(), IdentitySource::Warden { .. }));
+        let e = with(&[("RAILS_AUTH", "cas")]).unwrap_err().to_string();
+        assert!(e.contains("RAILS_AUTH"), "{e}");
+        assert!(with(&[("RAILS_AUTH", "session-key"), ("RAILS_AUTH_SESSION_KEY", "a..b")]).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Integration tests of rails-session: one behaviour suite run against both adapters (the axum and actix-web
 //! examples, over real TCP on 127.0.0.1), live round trips with the real Rails 6.1 + Devise app of
-//! `interop/app`, and tower-level tests with `oneshot`.
+//! `interop/app` and the real Rails 7.2 app of `interop/app72`, and tower-level tests with `oneshot`.
 #![cfg(all(feature = "axum", feature = "user-api"))]
 #![allow(clippy::unwrap_used, clippy::panic, unreachable_pub)]
 
@@ -17,5 +17,6 @@ mod actix;
 mod behaviour;
 mod common;
 mod live;
+mod live_7_2;
 mod tower;
 mod user_api;

@@ -1,6 +1,6 @@
 //! `ActiveSupport::KeyGenerator`: PBKDF2 over `secret_key_base`.
 //!
-//! Rails builds `KeyGenerator.new(secret_key_base, iterations: 1000)` in every version from 4.2 to 8.0; the digest is
+//! Rails builds `KeyGenerator.new(secret_key_base, iterations: 1000)` in every version from 4.2 to 8.1; the digest is
 //! SHA1 until an app adopts `config.load_defaults 7.0` (`key_generator_hash_digest_class = SHA256`). PBKDF2 costs
 //! about 0.4 ms per key, so codecs derive their keys once, when they are built.
 

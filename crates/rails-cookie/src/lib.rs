@@ -1,7 +1,7 @@
 //! # rails-cookie
 //!
 //! A byte-exact codec for Ruby on Rails cookies — the session cookie of `ActionDispatch::Session::CookieStore` and
-//! the signed and encrypted cookie jars — for every Rails version from 4.2 to 8.0. No I/O, no HTTP: bytes in, session
+//! the signed and encrypted cookie jars — for every Rails version from 4.2 to 8.1. No I/O, no HTTP: bytes in, session
 //! out, and back.
 //!
 //! ## A tour

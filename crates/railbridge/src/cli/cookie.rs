@@ -58,7 +58,8 @@ pub(super) struct EncodeArgs {
 /// so it never appears in a process list or shell history.
 #[derive(Debug, Args)]
 struct CodecArgs {
-    /// Rails version whose defaults to start from (4.2, 5.0, 5.1, 5.2, 6.0, 6.1, 7.0, 7.1, 7.2, 8.0).
+    /// Rails version whose defaults to start from (4.2, 5.0, 5.1, 5.2, 6.0, 6.1, 7.0, 7.1, 7.2, 8.0, 8.1; 4.0 and 4.1 read
+    /// as 4.2; any other is an error).
     #[arg(long = "rails", env = "RAILS_VERSION", default_value = "6.1", value_name = "VERSION")]
     rails: String,
     /// The session cookie's name (the session store's `key`); the purpose envelope is bound to it.

@@ -352,7 +352,8 @@ impl Reading {
         Reading {
             serializer: profile.serializer,
             detection: profile.envelope_detection,
-            envelope: true,
+            // ActiveSupport::Messages::Metadata arrived in 5.2: before it a cookie is its payload, whatever it holds.
+            envelope: profile.version >= RailsVersion::V5_2,
         }
     }
 }

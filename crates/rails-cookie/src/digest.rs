@@ -43,15 +43,6 @@ impl Digest {
         }
     }
 
-    pub(crate) fn hmac(self) -> ring::hmac::Algorithm {
-        match self {
-            Digest::Sha1 => ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            Digest::Sha256 => ring::hmac::HMAC_SHA256,
-            Digest::Sha384 => ring::hmac::HMAC_SHA384,
-            Digest::Sha512 => ring::hmac::HMAC_SHA512,
-        }
-    }
-
     pub(crate) fn pbkdf2(self) -> ring::pbkdf2::Algorithm {
         match self {
             Digest::Sha1 => ring::pbkdf2::PBKDF2_HMAC_SHA1,

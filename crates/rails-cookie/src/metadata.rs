@@ -101,7 +101,10 @@ pub(crate) fn unwrap<'a>(
             .map_err(|_| Error::Malformed("unreadable metadata envelope"))?;
         return open(&outer.rails, expected_purpose, now).map(Cow::Owned);
     }
-    if detection == EnvelopeDetection::Parse && plain.trim_ascii_start().starts_with(b"{") {
+    if detection == EnvelopeDetection::Parse
+        && plain.trim_ascii_start().starts_with(b"{")
+        && may_hold_rails_key(plain)
+    {
         // Rails <= 7.0 parse the whole message; any Hash with "_rails" counts, whatever its layout.
         if let Ok(serde_json::Value::Object(map)) =
             serde_json::from_slice::<serde_json::Value>(plain)
@@ -114,6 +117,13 @@ pub(crate) fn unwrap<'a>(
         }
     }
     Ok(Cow::Borrowed(plain))
+}
+
+/// Whether a JSON text can have a `"_rails"` key: it holds the bytes `_rails`, or a `\u` escape that could spell
+/// them. Checked before Rails <= 7.0's whole-message parse, which then runs only when it can find something (a
+/// session without the word is parsed once, by its serializer, not twice).
+fn may_hold_rails_key(plain: &[u8]) -> bool {
+    plain.windows(6).any(|w| w == b"_rails") || plain.windows(2).any(|w| w == b"\\u")
 }
 
 fn open(inner: &Inner<'_>, expected_purpose: &str, now: OffsetDateTime) -> Result<Vec<u8>> {
@@ -161,6 +171,24 @@ mod tests {
             String::from_utf8(wrap(b"", None, Some("cookie.<&>"), json::Escapes::ALL)).unwrap(),
             r#"{"_rails":{"message":"","exp":null,"pur":"cookie.\u003c\u0026\u003e"}}"#
         );
+    }
+
+    #[test]
+    fn parse_detection_finds_the_key_however_it_is_spelled() {
+        let p = "cookie._app_session";
+        let plain = |s: &str| {
+            unwrap(s.as_bytes(), EnvelopeDetection::Parse, p, NOW).map(|c| c.into_owned())
+        };
+        // Not an envelope: returned as is.
+        assert_eq!(plain(r#"{"user_id":1}"#).unwrap(), br#"{"user_id":1}"#);
+        // Rails <= 7.0 take any Hash with "_rails" as an envelope, escaped or not, in any position.
+        let env =
+            r#"{"a":1,"_rails":{"message":"eyJ4IjoxfQ==","exp":null,"pur":"cookie._app_session"}}"#;
+        assert_eq!(plain(env).unwrap(), br#"{"x":1}"#);
+        let escaped = env.replace("_rails", "\\u005frails");
+        assert_eq!(plain(&escaped).unwrap(), br#"{"x":1}"#);
+        let other = env.replace("cookie._app_session", "cookie.other");
+        assert!(matches!(plain(&other), Err(Error::PurposeMismatch)));
     }
 
     #[test]

@@ -56,11 +56,17 @@ impl Cbc {
         }
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(&iv_buf[..IV_LEN]);
-        let ct = encoding::b64_decode(ct)?;
+        let mut buf = encoding::b64_decode(ct)?;
         let decryptor =
             cbc::Decryptor::<aes::Aes256>::inner_iv_init(self.cipher.clone(), &iv.into());
+        // Decrypted in place: the plaintext is the ciphertext's buffer, cut at the padding.
         // Reached only with a valid MAC; a padding error then means the two keys do not belong together.
-        decryptor.decrypt_padded_vec_mut::<Pkcs7>(&ct).map_err(|_| Error::InvalidSignature)
+        let len = decryptor
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map_err(|_| Error::InvalidSignature)?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 

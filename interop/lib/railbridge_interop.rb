@@ -249,6 +249,10 @@ module RailbridgeInterop
       "cookies_serializer" => "message_pack",
       "_description" => "Rails 7.2 with cookies_serializer = :message_pack (msgpack gem): writes CC 80 + MessagePack with ActiveSupport's extension types, reads JSON cookies (rewritten), Marshal cookies read as nil",
     ),
+    "rails_7_2_short_secret" => BASE_7_2.merge(
+      "secret_key_base" => "0123456789abcdef01234567",
+      "_description" => "Rails 7.2 (load_defaults 7.2, :json) with a 24-byte secret_key_base: Rails requires only a non-empty String (Rails::Application#validate_secret_key_base), so such apps exist and their cookies must be read",
+    ),
     "rails_7_2_signed_session_id" => BASE_7_2.merge(
       "kind" => "signed",
       "cookie_name" => "session_id",

@@ -234,3 +234,49 @@ fn a_short_secret_key_base_is_accepted_as_rails_accepts_it() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn message_pack_sessions_with_activesupport_extensions_round_trip_through_the_cli() {
+    // Cookies written by Rails 7.2.2.2 with msgpack 1.7: decode prints `$packed` values, encode writes them back.
+    let env = [("SECRET_KEY_BASE", SKB)];
+    let args = ["--rails", "7.2", "--serializer", "message_pack"];
+    for name in
+        ["mp_date", "mp_time_with_zone", "mp_duration", "mp_set", "mp_bigdecimal", "mp_nested_ext"]
+    {
+        let case = vector("rails_7_2_message_pack", name);
+        let decode = |cookie: &str| {
+            let out = railbridge(&[&["cookie", "decode"][..], &args].concat(), cookie, &env);
+            serde_json::from_str::<Json>(&ok(&out)).unwrap()
+        };
+        let session = decode(case["cookie"].as_str().unwrap());
+        assert_eq!(session, case["expected"]["session"], "{name}");
+        assert!(session.to_string().contains("$packed"), "{name}: {session}");
+        let again = ok(&railbridge(
+            &[&["cookie", "encode"][..], &args].concat(),
+            &session.to_string(),
+            &env,
+        ));
+        assert_eq!(decode(again.trim()), session, "{name}");
+    }
+    // The generic object extension (127) is refused with a reason, as Rails refuses it.
+    let case = vector("rails_7_2_message_pack", "ext_127_object");
+    let out = railbridge(
+        &[&["cookie", "decode"][..], &args].concat(),
+        case["cookie"].as_str().unwrap(),
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("127"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unknown_rails_version_is_an_error_naming_the_known_ones() {
+    let out = railbridge(&["cookie", "decode", "--rails", "8.2"], "x", &[("SECRET_KEY_BASE", SKB)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("8.2") && err.contains("8.0, 8.1"), "{err}");
+}

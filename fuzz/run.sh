@@ -35,6 +35,12 @@ for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/
 for seed in ["cc8082a7757365725f69642ad4006bcb3ff8000000000000", "cc80c70d0100000000000000000000000001",
              "cc80c70907ce6553f10005cd0e10"]:
     open(f"corpus/message_pack_load/{seed}", "wb").write(binascii.unhexlify(seed))
+# Every MessagePack payload Rails 7.2 wrote (all of ActiveSupport's extension types) seeds its reader too.
+for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/rails_7_2_*.json"))):
+    for j, case in enumerate(json.load(open(path))["cases"]):
+        payload = binascii.unhexlify(case.get("payload_hex") or "")
+        if payload[:2] == b"\xcc\x80":
+            open(f"corpus/message_pack_load/mp{i}_{j}", "wb").write(payload)
 PY
 total=0
 for t in "${targets[@]}"; do

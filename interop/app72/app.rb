@@ -464,27 +464,6 @@ end
 # Server
 # ---------------------------------------------------------------------------
 if $PROGRAM_NAME == __FILE__
-  require "puma"
-  require "puma/events"
-  require "puma/server"
-
-  port = Integer(AppEnv.str("PORT", "0"))
-  # Puma 6: Events.new takes no arguments (logging went to LogWriter); Puma 5: (stdout, stderr)
-  events = Puma::Events.instance_method(:initialize).arity.zero? ? Puma::Events.new : Puma::Events.new($stderr, $stderr)
-  server = Puma::Server.new(Rails.application, events, { min_threads: 0, max_threads: 5, environment: "production" })
-  listener = server.add_tcp_listener("127.0.0.1", port)
-  real_port = listener.addr[1]
-
-  if (f = AppEnv.str("RAILS_APP_PIDFILE"))
-    File.write(f, "#{Process.pid}\n")
-  end
-  if (f = AppEnv.str("RAILS_APP_PORTFILE"))
-    File.write(f, "#{real_port}\n")
-  end
-
-  %w[TERM INT].each { |sig| Signal.trap(sig) { server.stop } }
-  thread = server.run
-  $stdout.puts "listening on http://127.0.0.1:#{real_port}"
-  $stdout.flush
-  thread.join
+  require_relative "../lib/serve_app"
+  RailbridgeServe.run(Rails.application)
 end

@@ -25,9 +25,20 @@ pub fn message_pack_load(bytes: &[u8]) -> Result<Value> {
     crate::serializer::message_pack::load(bytes)
 }
 
+/// MessagePack writer (to check load → dump → load stability).
+#[cfg(feature = "message-pack")]
+pub fn message_pack_dump(value: &Value) -> Result<Vec<u8>> {
+    crate::serializer::message_pack::dump(value)
+}
+
 /// JSON reader.
 pub fn json_load(bytes: &[u8]) -> Result<Value> {
     crate::serializer::json::load(bytes)
+}
+
+/// JSON writer (`ActiveSupport::JSON.encode`, the escapes before 8.1).
+pub fn json_dump(value: &Value) -> Result<Vec<u8>> {
+    crate::serializer::json::dump(value)
 }
 
 /// Metadata envelope reader, both detection modes.

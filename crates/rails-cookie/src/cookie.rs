@@ -460,6 +460,55 @@ mod tests {
     }
 
     #[test]
+    fn rails_8_1_counts_the_name_in_the_4096_byte_limit() {
+        let name = "_a_rather_long_session_cookie_name";
+        let v80 = CookieCodec::new(Profile::rails_8_0(), skb()).unwrap();
+        let v81 = CookieCodec::new(Profile::rails_8_1(), skb()).unwrap();
+        // Grow a session until its cookie value is within the name's length of 4096 bytes: 8.0 still writes it
+        // (it counts the value only), 8.1 refuses it (`name.bytesize + value.bytesize > 4096`).
+        let mut h = Hash::new();
+        let mut checked = false;
+        for len in 2000..2400 {
+            h.insert("pad", Value::String("x".repeat(len)));
+            let value = Value::Hash(h.clone());
+            let Ok(cookie) = v80.encode(name, &value, None) else { break };
+            let size = cookie.len();
+            if size > 4096 - name.len() && size <= 4096 {
+                assert!(
+                    matches!(v81.encode(name, &value, None), Err(Error::Overflow { size: s }) if s == size + name.len())
+                );
+                checked = true;
+                break;
+            }
+        }
+        assert!(checked, "no session size fell in the window");
+    }
+
+    #[test]
+    fn rails_8_1_writes_js_separators_raw_in_json_sessions() {
+        // Through the signed jar, whose payload can be read back without a key.
+        let mut h = Hash::new();
+        h.insert("s", Value::String("<\u{2028}>".into()));
+        let value = Value::Hash(h);
+        let payload = |profile: Profile| {
+            let codec =
+                CookieCodec::new(profile.session_cookie(CookieKind::Signed), skb()).unwrap();
+            let cookie = codec.encode("_s", &value, None).unwrap();
+            let data =
+                crate::encoding::b64_decode(cookie.split("--").next().unwrap().as_bytes()).unwrap();
+            let envelope: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            let message = envelope["_rails"]["message"].as_str().unwrap().to_owned();
+            String::from_utf8(crate::encoding::b64_decode(message.as_bytes()).unwrap()).unwrap()
+        };
+        assert_eq!(payload(Profile::rails_8_0()), r#"{"s":"\u003c\u2028\u003e"}"#);
+        assert_eq!(payload(Profile::rails_8_1()), "{\"s\":\"\\u003c\u{2028}\\u003e\"}");
+        assert_eq!(
+            payload(Profile::rails_8_1().escape_js_separators_in_json(true)),
+            r#"{"s":"\u003c\u2028\u003e"}"#
+        );
+    }
+
+    #[test]
     fn t3_decodes_and_encodes_byte_exact() {
         let codec = CookieCodec::new(Profile::rails_6_1(), skb()).unwrap();
         let d = codec.decode_at("_app_session", T3, NOW).unwrap();

@@ -124,9 +124,11 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
         }
         Value::UserClass { value, .. } => write_value(value, out, depth + 1, esc)?,
         Value::UserDefined { class, data, .. } if class == "BigDecimal" => {
-            // BigDecimal#as_json is its to_s; _dump is "<precision>:<to_s>".
             let text = String::from_utf8_lossy(data);
-            write_str_with(text.split_once(':').map_or(&*text, |(_, s)| s), out, esc);
+            let plain = bigdecimal_as_json(&text).ok_or_else(|| {
+                Error::serializer("json", format!("unreadable BigDecimal dump {text:?}"))
+            })?;
+            write_str_with(&plain, out, esc);
         }
         Value::UserMarshal { class, value } if class == "ActiveSupport::TimeWithZone" => {
             // marshal_dump is [utc_time, zone_name, local_time]; without a zone database the instant is written in UTC.
@@ -147,6 +149,43 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
         }
     }
     Ok(())
+}
+
+/// `BigDecimal#as_json` from its `_dump` (`"18:0.314159e1"`): ActiveSupport's `to_s`, which is `to_s("F")` —
+/// plain notation (`"3.14159"`, `"100.0"`, `"0.00000000000000000001"`), `"NaN"`/`"Infinity"` as they are.
+fn bigdecimal_as_json(dump: &str) -> Option<String> {
+    let text = dump.split_once(':').map_or(dump, |(_, s)| s);
+    let (sign, rest) = match text.strip_prefix('-') {
+        Some(r) => ("-", r),
+        None => ("", text.strip_prefix('+').unwrap_or(text)),
+    };
+    if matches!(rest, "NaN" | "Infinity") {
+        return Some(format!("{sign}{rest}"));
+    }
+    // "0.<digits>e<exponent>": value = 0.digits × 10^exponent.
+    let (mantissa, exp) = rest.split_once(['e', 'E']).unwrap_or((rest, "0"));
+    let digits = mantissa.strip_prefix("0.")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let exp: i64 = exp.parse().ok()?;
+    let digits = digits.trim_end_matches('0');
+    if digits.is_empty() {
+        return Some(format!("{sign}0.0"));
+    }
+    let n = i64::try_from(digits.len()).ok()?;
+    // A dump comes from a cookie: bound the zeros a hostile exponent could ask for.
+    if !(-4096..=4096).contains(&exp) {
+        return None;
+    }
+    Some(if exp <= 0 {
+        format!("{sign}0.{}{digits}", "0".repeat(usize::try_from(-exp).ok()?))
+    } else if exp >= n {
+        format!("{sign}{digits}{}.0", "0".repeat(usize::try_from(exp - n).ok()?))
+    } else {
+        let (int, frac) = digits.split_at(usize::try_from(exp).ok()?);
+        format!("{sign}{int}.{frac}")
+    })
 }
 
 /// `as_json` of the MessagePack extension values, for a MessagePack session rewritten as JSON.
@@ -189,10 +228,27 @@ fn write_packed(p: &Packed, out: &mut String, depth: usize, esc: Escapes) -> Res
             let (Some(jd), Some(h), Some(m), Some(sec)) = (jd, h, m, sec) else {
                 return Err(no_form());
             };
-            let offset = i32::try_from(offset.0 * 86_400 / offset.1).map_err(|_| no_form())?;
-            let nanos = u32::try_from(frac.0 * 1_000_000_000 / frac.1).map_err(|_| no_form())?;
-            let local = (jd - 2_440_588) * 86_400 + h * 3600 + m * 60 + sec;
-            let t = crate::value::RubyTime::with_offset(local - i64::from(offset), nanos, offset);
+            // Checked: the fields come from a cookie and may be any Integers.
+            let ratio =
+                |(n, d): (i64, i64), unit: i64| n.checked_mul(unit).and_then(|x| x.checked_div(d));
+            let offset =
+                ratio(offset, 86_400).and_then(|o| i32::try_from(o).ok()).ok_or_else(no_form)?;
+            let nanos = ratio(frac, 1_000_000_000)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n < 1_000_000_000)
+                .ok_or_else(no_form)?;
+            let local = jd
+                .checked_sub(2_440_588)
+                .and_then(|d| d.checked_mul(86_400))
+                .and_then(|s| s.checked_add(h.checked_mul(3600)?))
+                .and_then(|s| s.checked_add(m.checked_mul(60)?))
+                .and_then(|s| s.checked_add(sec))
+                .and_then(|s| s.checked_sub(i64::from(offset)))
+                .ok_or_else(no_form)?;
+            let t = crate::value::RubyTime::with_offset(local, nanos, offset);
+            if t.local().is_none() {
+                return Err(no_form());
+            }
             write_str_with(&t.xmlschema(3), out, esc);
         }
         // The instant, written in UTC: the zone's own offset would need a time zone database.
@@ -201,14 +257,17 @@ fn write_packed(p: &Packed, out: &mut String, depth: usize, esc: Escapes) -> Res
             else {
                 return Err(no_form());
             };
-            write_str_with(&crate::value::RubyTime::utc(sec, nsec).xmlschema(3), out, esc);
+            let t = crate::value::RubyTime::utc(sec, nsec);
+            if t.local().is_none() {
+                return Err(no_form());
+            }
+            write_str_with(&t.xmlschema(3), out, esc);
         }
         // Set and other Enumerables: their members.
         ("Set", [Value::Array(items)]) => write_array(items.iter(), out, depth, esc)?,
-        // BigDecimal#as_json is to_s; _dump is "<precision>:<to_s>".
         ("BigDecimal", [d]) => {
             let d = text(d).ok_or_else(no_form)?;
-            write_str_with(d.split_once(':').map_or(&*d, |(_, s)| s), out, esc);
+            write_str_with(&bigdecimal_as_json(&d).ok_or_else(no_form)?, out, esc);
         }
         // Duration#as_json is to_i.
         ("ActiveSupport::Duration", [Value::Integer(i), _]) => {
@@ -471,6 +530,67 @@ mod tests {
             Value::String("\u{1}\u{8}\u{c}\n\r\t\"\\/<>&\u{2028}\u{2029}é😀\u{7f}".into()),
         );
         assert_eq!(enc(&Value::Hash(h)), "{\"a\":\"\\u0001\\b\\f\\n\\r\\t\\\"\\\\/\\u003c\\u003e\\u0026\\u2028\\u2029é😀\u{7f}\"}");
+    }
+
+    #[test]
+    fn packed_values_from_message_pack_as_active_support_writes_them_in_json() {
+        let packed =
+            |class: &str, fields: Vec<Value>| Value::Packed(Packed::new(class, fields).unwrap());
+        // Values ActiveSupport::JSON wrote for the same Ruby objects (rails_7_2_json/ruby_values, Rails 7.2.2.2).
+        assert_eq!(enc(&packed("Date", vec![2_460_370.into()])), r#""2024-02-29""#);
+        let dt = packed(
+            "DateTime",
+            vec![
+                2_460_312.into(),
+                3.into(),
+                4.into(),
+                5.into(),
+                1.into(),
+                4.into(),
+                1.into(),
+                24.into(),
+            ],
+        );
+        assert_eq!(enc(&dt), r#""2024-01-02T03:04:05.250+01:00""#);
+        assert_eq!(enc(&packed("Rational", vec![1.into(), 3.into()])), r#""1/3""#);
+        assert_eq!(enc(&packed("Range", vec![1.into(), 3.into(), false.into()])), r#""1..3""#);
+        assert_eq!(enc(&packed("BigDecimal", vec!["18:0.314159e1".into()])), r#""3.14159""#);
+        assert_eq!(
+            enc(&packed("BigDecimal", vec!["9:0.1e-19".into()])),
+            r#""0.00000000000000000001""#
+        );
+        for (dump, json) in [
+            ("9:0.1e3", "100.0"),
+            ("9:-0.15e1", "-1.5"),
+            ("9:0.0", "0.0"),
+            ("9:NaN", "NaN"),
+            ("9:-Infinity", "-Infinity"),
+        ] {
+            assert_eq!(bigdecimal_as_json(dump).as_deref(), Some(json), "{dump}");
+        }
+        assert_eq!(bigdecimal_as_json("9:0.1e999999999"), None);
+        let duration = Value::Array(vec![
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            1.into(),
+            3.into(),
+            Value::Nil,
+            Value::Nil,
+        ]);
+        assert_eq!(enc(&packed("ActiveSupport::Duration", vec![97_200.into(), duration])), "97200");
+        // Fields no Ruby object could have are an error, never a panic or a wrong string.
+        let huge = packed(
+            "DateTime",
+            vec![i64::MAX.into(), 0.into(), 0.into(), 0.into(), 0.into(), 0.into()],
+        );
+        assert!(dump(&huge).is_err());
+        let twz = packed(
+            "ActiveSupport::TimeWithZone",
+            vec![i64::MAX.into(), 0.into(), 0.into(), "UTC".into()],
+        );
+        assert!(dump(&twz).is_err());
+        assert!(dump(&packed("Complex", vec![1.into(), 2.into()])).is_err());
     }
 
     #[test]

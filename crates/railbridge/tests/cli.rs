@@ -227,12 +227,15 @@ fn a_short_secret_key_base_is_accepted_as_rails_accepts_it() {
     let cookie = ok(&railbridge(&["cookie", "encode", "--rails", "8.0"], r#"{"user_id":1}"#, &env));
     let decoded = ok(&railbridge(&["cookie", "decode", "--rails", "8.0"], cookie.trim(), &env));
     assert_eq!(decoded.trim(), r#"{"user_id":1}"#);
+    // A blank one is refused, as Rails refuses it.
     let out = railbridge(
         &["cookie", "decode", "--rails", "8.0"],
         cookie.trim(),
-        &[("SECRET_KEY_BASE", "")],
+        &[("SECRET_KEY_BASE", "  ")],
     );
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("blank"), "{err}");
 }
 
 #[test]

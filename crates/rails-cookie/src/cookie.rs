@@ -36,6 +36,7 @@ pub struct Decoded {
 #[derive(Clone, Copy, Debug)]
 struct Reading {
     serializer: Serializer,
+    dialect: crate::serializer::Dialect,
     detection: EnvelopeDetection,
     /// Legacy `secret_token` cookies predate the envelope.
     envelope: bool,
@@ -328,7 +329,7 @@ impl CookieCodec {
         encrypted: bool,
     ) -> Result<Vec<u8>> {
         let p = &self.profile;
-        let payload = crate::serializer::dump_with(p.serializer, value, p.json_escapes())?;
+        let payload = crate::serializer::dump_with(p.serializer, value, p.dialect())?;
         let envelope = match p.version {
             v if v < RailsVersion::V5_2 => None,
             // 5.2 writes an expiry-only envelope, and only with authenticated encryption on (both jars).
@@ -341,7 +342,7 @@ impl CookieCodec {
             _ => None,
         };
         Ok(match envelope {
-            Some((exp, pur)) => metadata::wrap(&payload, exp, pur.as_deref(), p.json_escapes()),
+            Some((exp, pur)) => metadata::wrap(&payload, exp, pur.as_deref(), p.dialect().escapes),
             None => payload,
         })
     }
@@ -351,6 +352,7 @@ impl Reading {
     fn of(profile: &Profile) -> Self {
         Reading {
             serializer: profile.serializer,
+            dialect: profile.dialect(),
             detection: profile.envelope_detection,
             // ActiveSupport::Messages::Metadata arrived in 5.2: before it a cookie is its payload, whatever it holds.
             envelope: profile.version >= RailsVersion::V5_2,
@@ -374,7 +376,7 @@ fn finish(
     } else {
         Cow::Borrowed(plain)
     };
-    let (value, reserialize) = reading.serializer.load(&payload)?;
+    let (value, reserialize) = reading.serializer.load_in(&payload, reading.dialect)?;
     Ok(Decoded { value, rewrite: rotated || reserialize })
 }
 

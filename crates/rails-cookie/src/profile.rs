@@ -79,16 +79,14 @@ impl RailsVersion {
 impl FromStr for RailsVersion {
     type Err = Error;
 
-    /// Accepts `"6.1"`, `"6.1.7.10"`, `"7"`, `"8.0.1"`, `"v8.1"`; 4.0 and 4.1 (with `secret_key_base`) write the
-    /// cookies 4.2 writes and read as 4.2. Any other release line is an error naming the known ones: a version this
-    /// crate does not know may write cookies it cannot, so it is never taken for a neighbour.
+    /// Accepts `"6.1"`, `"6.1.7.10"`, `"8.0.1"`, `"v8.1"`; 4.0 and 4.1 (with `secret_key_base`) write the cookies
+    /// 4.2 writes and read as 4.2. A bare major (`"7"`) names no release line, and any release line not listed is an
+    /// error naming the known ones: a version this crate does not know may write cookies it cannot, so it is never
+    /// taken for a neighbour.
     fn from_str(s: &str) -> Result<Self> {
         let mut parts = s.trim().trim_start_matches(['v', 'V']).split('.');
         let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| bad_version(s))?;
-        let minor: u32 = match parts.next() {
-            Some(p) => p.parse().map_err(|_| bad_version(s))?,
-            None => 0,
-        };
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| bad_version(s))?;
         // Patch levels are free-form ("6.1.7.10", "8.0.0.rc1") but not empty.
         for patch in parts {
             if patch.is_empty() || !patch.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -115,7 +113,7 @@ impl FromStr for RailsVersion {
 fn bad_version(s: &str) -> Error {
     let known: Vec<&str> = RailsVersion::ALL.iter().map(|v| v.as_str()).collect();
     Error::Config(format!(
-        "unknown Rails version {s:?}; known release lines: 4.0, 4.1, {} (a patch level such as 7.2.2 is fine)",
+        "unknown Rails version {s:?}; known release lines: 4.0, 4.1, {} (major.minor; a patch level such as 7.2.2 is fine)",
         known.join(", ")
     ))
 }
@@ -268,10 +266,14 @@ impl Profile {
         self
     }
 
-    pub(crate) fn json_escapes(&self) -> crate::serializer::json::Escapes {
-        crate::serializer::json::Escapes {
-            html_entities: self.escape_html_entities_in_json,
-            js_separators: self.escape_js_separators_in_json,
+    /// How this Rails version's serializers behave where versions differ.
+    pub(crate) fn dialect(&self) -> crate::serializer::Dialect {
+        crate::serializer::Dialect {
+            escapes: crate::serializer::json::Escapes {
+                html_entities: self.escape_html_entities_in_json,
+                js_separators: self.escape_js_separators_in_json,
+            },
+            safe_buffer: self.version >= RailsVersion::V8_1,
         }
     }
 
@@ -463,14 +465,14 @@ mod tests {
     #[test]
     fn versions_parse() {
         assert_eq!("6.1.7.10".parse::<RailsVersion>().unwrap(), RailsVersion::V6_1);
-        assert_eq!("7".parse::<RailsVersion>().unwrap(), RailsVersion::V7_0);
         assert_eq!("8.1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_1);
         assert_eq!("8.1.3.1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_1);
         assert_eq!("v8.0.0.rc1".parse::<RailsVersion>().unwrap(), RailsVersion::V8_0);
         assert_eq!("4.0".parse::<RailsVersion>().unwrap(), RailsVersion::V4_2);
-        for unknown in
-            ["3.2", "six", "8.2", "9", "9.0", "7.3", "6.2", "5.3", "4.3", "8.x", "8.1.", "8.", ""]
-        {
+        for unknown in [
+            "3.2", "six", "8.2", "9", "9.0", "7.3", "6.2", "5.3", "4.3", "8.x", "8.1.", "8.", "",
+            "7", "8",
+        ] {
             let e = unknown.parse::<RailsVersion>().unwrap_err().to_string();
             assert!(e.contains("7.2, 8.0, 8.1"), "{unknown:?}: {e}");
         }

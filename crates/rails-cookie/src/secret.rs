@@ -24,9 +24,10 @@ impl SecretKeyBase {
     /// to the legacy `secret_token`). A short secret is weak, not wrong: see [`SecretKeyBase::is_weak`].
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self> {
         let secret = Zeroizing::new(secret.into());
-        if secret.is_empty() {
+        // Rails' check is `secret_key_base.blank?`: whitespace alone counts as empty.
+        if secret.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::Config(
-                "secret_key_base is empty; Rails requires a non-empty value (typically 128 hex characters)".into(),
+                "secret_key_base is blank; Rails requires a non-blank value (typically 128 hex characters)".into(),
             ));
         }
         Ok(SecretKeyBase(secret))
@@ -142,6 +143,7 @@ mod tests {
         assert!(SecretKeyBase::new("x").is_ok());
         assert!(!SecretKeyBase::new("a".repeat(128)).unwrap().is_weak());
         assert!(matches!(SecretKeyBase::new(""), Err(Error::Config(_))));
+        assert!(matches!(SecretKeyBase::new(" \t\n"), Err(Error::Config(_))));
     }
 
     #[test]

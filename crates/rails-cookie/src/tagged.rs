@@ -204,19 +204,28 @@ fn plain_json(v: &Value) -> Json {
     }
 }
 
-/// Writes JSON text, turning each `{"$integer": "digits"}` tag into the bare number. A Hash whose first key starts
-/// with `$` is always written in the `$hash` form, so such an object is always the tag, never data.
+/// Writes tagged JSON (as [`Value::to_tagged_json`] makes it) as text, with each `{"$integer": "digits"}` tag that
+/// stands for a value written as the bare number. Only value positions are rewritten: a Hash whose first key starts
+/// with `$` is always written in the `$hash` form, so there such an object is always the tag; the name maps of
+/// `$members` and `$ivars` are not values and are written as they are (their values are).
 pub fn write_json_with_big_integers(json: &Json, out: &mut String) {
+    write_tagged_text(json, out, true);
+}
+
+fn write_tagged_text(json: &Json, out: &mut String, value_position: bool) {
     match json {
         Json::Object(map) => {
-            if map.len() == 1 {
+            if value_position && map.len() == 1 {
                 if let Some(Json::String(digits)) = map.get("$integer") {
-                    if BigInt::from_str(digits).is_ok() {
+                    let body = digits.strip_prefix('-').unwrap_or(digits);
+                    if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
                         out.push_str(digits);
                         return;
                     }
                 }
             }
+            // The maps under these keys hold names, not values (their members' values are values again).
+            let name_map = |k: &str| value_position && matches!(k, "$members" | "$ivars");
             out.push('{');
             for (i, (k, v)) in map.iter().enumerate() {
                 if i > 0 {
@@ -224,7 +233,21 @@ pub fn write_json_with_big_integers(json: &Json, out: &mut String) {
                 }
                 out.push_str(&Json::String(k.clone()).to_string());
                 out.push(':');
-                write_json_with_big_integers(v, out);
+                match v {
+                    Json::Object(names) if name_map(k) => {
+                        out.push('{');
+                        for (j, (name, field)) in names.iter().enumerate() {
+                            if j > 0 {
+                                out.push(',');
+                            }
+                            out.push_str(&Json::String(name.clone()).to_string());
+                            out.push(':');
+                            write_tagged_text(field, out, true);
+                        }
+                        out.push('}');
+                    }
+                    _ => write_tagged_text(v, out, true),
+                }
             }
             out.push('}');
         }
@@ -234,7 +257,7 @@ pub fn write_json_with_big_integers(json: &Json, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_with_big_integers(v, out);
+                write_tagged_text(v, out, true);
             }
             out.push(']');
         }
@@ -510,6 +533,28 @@ mod tests {
         ] {
             round_trip(text);
         }
+    }
+
+    #[test]
+    fn big_integers_print_as_numbers_only_where_they_are_values() {
+        let big = Value::BigInteger("18446744073709551617".parse().unwrap());
+        assert_eq!(
+            Value::Array(vec![big.clone()]).to_tagged_json_string(),
+            "[18446744073709551617]"
+        );
+        // A Struct member named "$integer" is a name, not a tag: it must read back as the same Struct.
+        for text in [
+            r#"{"$struct":"S","$members":{"$integer":"5"}}"#,
+            r#"{"$object":"O","$ivars":{"$integer":"5"}}"#,
+            r#"{"$struct":"S","$members":{"a":{"$integer":"18446744073709551617"}}}"#,
+        ] {
+            let v = Value::from_tagged_json_str(text).unwrap();
+            let again = Value::from_tagged_json_str(&v.to_tagged_json_string()).unwrap();
+            assert_eq!(again, v, "{text}");
+        }
+        let mut out = String::new();
+        write_json_with_big_integers(&serde_json::json!({"$integer": "+5"}), &mut out);
+        assert_eq!(out, r#"{"$integer":"+5"}"#, "only plain digits are numbers");
     }
 
     #[test]

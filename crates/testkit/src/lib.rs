@@ -97,6 +97,8 @@ pub struct Component {
     name: String,
     log: PathBuf,
     url: String,
+    /// Whether the test reaped the main process itself (through [`Component::try_wait`]).
+    reaped: bool,
     // Kept for the component's lifetime: its log and files live there.
     _dir: TempDir,
 }
@@ -164,8 +166,14 @@ impl Component {
                 up
             }
         };
-        let mut component =
-            Component { child, name: name.to_owned(), log, url: String::new(), _dir: dir };
+        let mut component = Component {
+            child,
+            name: name.to_owned(),
+            log,
+            url: String::new(),
+            reaped: false,
+            _dir: dir,
+        };
         match url {
             Some(url) => component.url = url,
             None => panic!(
@@ -237,7 +245,11 @@ impl Component {
 
     /// Its exit status, if it has exited.
     pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
-        self.child.try_wait()
+        let status = self.child.try_wait();
+        if let Ok(Some(_)) = status {
+            self.reaped = true;
+        }
+        status
     }
 
     /// Whether its process is still running.
@@ -246,6 +258,10 @@ impl Component {
     }
 
     fn stop(&mut self) {
+        // A leader the test already reaped may have had its pid handed to an unrelated process: signal nothing.
+        if self.reaped {
+            return;
+        }
         let Ok(pid) = i32::try_from(self.child.id()) else { return };
         let group = Pid::from_raw(pid);
         let _ = killpg(group, Signal::SIGTERM);

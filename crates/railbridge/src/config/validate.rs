@@ -446,6 +446,19 @@ fn session(
             rails_file_value(rails, key)
         })
     };
+    // The gateway reads Devise/Warden logins; the other sources of rails-session are not wired into its routes,
+    // identity headers and scopes yet, so asking for one is an error rather than a silent 401 for everyone.
+    if let Some(auth) =
+        lookup("RAILS_AUTH").filter(|a| !a.trim().is_empty() && a.trim() != "devise")
+    {
+        return Err(ConfigError::invalid(
+            "RAILS_AUTH",
+            format!(
+                "{:?}: the gateway reads Devise/Warden logins only (RAILS_AUTH=devise)",
+                auth.trim()
+            ),
+        ));
+    }
     let base = SessionConfig::from_lookup(lookup).map_err(|e| rails_error(&e))?;
     let default_scope = lookup("DEVISE_SCOPE").unwrap_or_else(|| "user".into());
     if !valid_scope(&default_scope) {
@@ -712,6 +725,19 @@ mod tests {
             Config::from_toml(toml, "t", env(&[("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_env")]))
                 .unwrap();
         assert_eq!(c.session.unwrap().cookie_name(), "_env");
+    }
+
+    #[test]
+    fn a_login_source_the_gateway_does_not_read_is_an_error() {
+        let e = Config::from_toml(
+            "",
+            "t",
+            env(&[("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_s"), ("RAILS_AUTH", "session-key")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("RAILS_AUTH"), "{e}");
+        let ok = env(&[("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_s"), ("RAILS_AUTH", "devise")]);
+        assert!(Config::from_toml("", "t", ok).is_ok());
     }
 
     #[test]

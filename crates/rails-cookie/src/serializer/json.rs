@@ -76,7 +76,15 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
         },
         Value::Array(items) => write_array(items.iter(), out, depth, esc)?,
         Value::Hash(h) => write_hash(h, out, depth, esc)?,
-        Value::Time(t) => write_str_with(&t.xmlschema(3), out, esc),
+        Value::Time(t) => {
+            if t.local().is_none() {
+                return Err(Error::serializer(
+                    "json",
+                    "a Time outside the years -9999..=9999 has no JSON form",
+                ));
+            }
+            write_str_with(&t.xmlschema(3), out, esc)
+        }
         Value::Regexp { source, options } => {
             let src = String::from_utf8_lossy(&source.bytes);
             let flag = |bit: u8, c: char| if options & bit != 0 { Some(c) } else { None };
@@ -125,10 +133,16 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
         Value::UserClass { value, .. } => write_value(value, out, depth + 1, esc)?,
         Value::UserDefined { class, data, .. } if class == "BigDecimal" => {
             let text = String::from_utf8_lossy(data);
-            let plain = bigdecimal_as_json(&text).ok_or_else(|| {
-                Error::serializer("json", format!("unreadable BigDecimal dump {text:?}"))
-            })?;
-            write_str_with(&plain, out, esc);
+            match bigdecimal_as_json(&text) {
+                Ok(Some(plain)) => write_str_with(&plain, out, esc),
+                Ok(None) => out.push_str("null"),
+                Err(()) => {
+                    return Err(Error::serializer(
+                        "json",
+                        format!("unreadable BigDecimal dump {text:?}"),
+                    ))
+                }
+            }
         }
         Value::UserMarshal { class, value } if class == "ActiveSupport::TimeWithZone" => {
             // marshal_dump is [utc_time, zone_name, local_time]; without a zone database the instant is written in UTC.
@@ -151,17 +165,22 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
     Ok(())
 }
 
-/// `BigDecimal#as_json` from its `_dump` (`"18:0.314159e1"`): ActiveSupport's `to_s`, which is `to_s("F")` —
-/// plain notation (`"3.14159"`, `"100.0"`, `"0.00000000000000000001"`), `"NaN"`/`"Infinity"` as they are.
-fn bigdecimal_as_json(dump: &str) -> Option<String> {
+/// `BigDecimal#as_json` from its `_dump` (`"18:0.314159e1"`): for a finite value ActiveSupport's `to_s`, which is
+/// `to_s("F")` — plain notation (`"3.14159"`, `"100.0"`, `"0.00000000000000000001"`); `None` (JSON `null`, as
+/// `finite? ? to_s : nil` gives) for NaN and the infinities; `Err` for a dump no BigDecimal writes.
+fn bigdecimal_as_json(dump: &str) -> std::result::Result<Option<String>, ()> {
     let text = dump.split_once(':').map_or(dump, |(_, s)| s);
     let (sign, rest) = match text.strip_prefix('-') {
         Some(r) => ("-", r),
         None => ("", text.strip_prefix('+').unwrap_or(text)),
     };
     if matches!(rest, "NaN" | "Infinity") {
-        return Some(format!("{sign}{rest}"));
+        return Ok(None);
     }
+    finite_bigdecimal(sign, rest).map(Some).ok_or(())
+}
+
+fn finite_bigdecimal(sign: &str, rest: &str) -> Option<String> {
     // "0.<digits>e<exponent>": value = 0.digits × 10^exponent.
     let (mantissa, exp) = rest.split_once(['e', 'E']).unwrap_or((rest, "0"));
     let digits = mantissa.strip_prefix("0.")?;
@@ -267,7 +286,10 @@ fn write_packed(p: &Packed, out: &mut String, depth: usize, esc: Escapes) -> Res
         ("Set", [Value::Array(items)]) => write_array(items.iter(), out, depth, esc)?,
         ("BigDecimal", [d]) => {
             let d = text(d).ok_or_else(no_form)?;
-            write_str_with(&bigdecimal_as_json(&d).ok_or_else(no_form)?, out, esc);
+            match bigdecimal_as_json(&d).map_err(|()| no_form())? {
+                Some(plain) => write_str_with(&plain, out, esc),
+                None => out.push_str("null"),
+            }
         }
         // Duration#as_json is to_i.
         ("ActiveSupport::Duration", [Value::Integer(i), _]) => {
@@ -559,16 +581,14 @@ mod tests {
             enc(&packed("BigDecimal", vec!["9:0.1e-19".into()])),
             r#""0.00000000000000000001""#
         );
-        for (dump, json) in [
-            ("9:0.1e3", "100.0"),
-            ("9:-0.15e1", "-1.5"),
-            ("9:0.0", "0.0"),
-            ("9:NaN", "NaN"),
-            ("9:-Infinity", "-Infinity"),
-        ] {
-            assert_eq!(bigdecimal_as_json(dump).as_deref(), Some(json), "{dump}");
+        for (dump, json) in [("9:0.1e3", "100.0"), ("9:-0.15e1", "-1.5"), ("9:0.0", "0.0")] {
+            assert_eq!(bigdecimal_as_json(dump), Ok(Some(json.to_owned())), "{dump}");
         }
-        assert_eq!(bigdecimal_as_json("9:0.1e999999999"), None);
+        // BigDecimal#as_json is `finite? ? to_s : nil`.
+        assert_eq!(enc(&packed("BigDecimal", vec!["9:NaN".into()])), "null");
+        assert_eq!(enc(&packed("BigDecimal", vec!["9:-Infinity".into()])), "null");
+        assert_eq!(bigdecimal_as_json("9:0.1e999999999"), Err(()));
+        assert_eq!(bigdecimal_as_json("9:1.5"), Err(()));
         let duration = Value::Array(vec![
             Value::Nil,
             Value::Nil,

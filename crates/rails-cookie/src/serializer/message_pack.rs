@@ -23,18 +23,29 @@ fn err(reason: impl std::fmt::Display) -> Error {
     Error::serializer("message_pack", reason)
 }
 
-/// `ActiveSupport::MessagePack.dump`.
+/// `ActiveSupport::MessagePack.dump` (Rails 8.1's extension types).
 pub(crate) fn dump(value: &Value) -> Result<Vec<u8>> {
+    dump_with(value, true)
+}
+
+/// `ActiveSupport::MessagePack.dump` of a Rails version with or without `SafeBuffer` (extension 18, 8.1+): before
+/// 8.1 Rails cannot write one, and reads a cookie holding one as nil.
+pub(crate) fn dump_with(value: &Value, safe_buffer: bool) -> Result<Vec<u8>> {
     let mut out = SIGNATURE.to_vec();
-    write(value, &mut out, 0)?;
+    write(value, &mut out, 0, safe_buffer)?;
     Ok(out)
 }
 
-/// `ActiveSupport::MessagePack.load`.
+/// `ActiveSupport::MessagePack.load` (Rails 8.1's extension types).
 pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
+    load_with(bytes, true)
+}
+
+/// `ActiveSupport::MessagePack.load` of a Rails version with or without `SafeBuffer` (extension 18, 8.1+).
+pub(crate) fn load_with(bytes: &[u8], safe_buffer: bool) -> Result<Value> {
     let rest =
         bytes.strip_prefix(&SIGNATURE[..]).ok_or_else(|| err("missing the CC 80 signature"))?;
-    let mut r = Reader { buf: rest, pos: 2 };
+    let mut r = Reader { buf: rest, pos: 2, safe_buffer };
     let v = r.value(0)?;
     if !r.buf.is_empty() {
         return Err(err(format!("trailing data at byte {}", r.pos)));
@@ -42,7 +53,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
     Ok(v)
 }
 
-fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+fn write(value: &Value, out: &mut Vec<u8>, depth: usize, safe_buffer: bool) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(err("value nested too deeply"));
     }
@@ -86,26 +97,31 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
         Value::Array(items) => {
             rmp::encode::write_array_len(out, len32(items.len())?).map_err(err)?;
             for v in items {
-                write(v, out, depth + 1)?;
+                write(v, out, depth + 1, safe_buffer)?;
             }
         }
-        Value::Hash(h) => write_map(h, out, depth)?,
+        Value::Hash(h) => write_map(h, out, depth, safe_buffer)?,
         Value::UserClass { class, value } if class == HWIA => {
             let Value::Hash(h) = value.as_ref() else {
                 return Err(err("HashWithIndifferentAccess must wrap a Hash"));
             };
             let mut payload = Vec::new();
-            write_map(h, &mut payload, depth)?;
+            write_map(h, &mut payload, depth, safe_buffer)?;
             write_ext(out, 17, &payload)?;
         }
         Value::Time(t) => {
             let mut payload = Vec::new();
-            write(&Value::Integer(t.unix_seconds), &mut payload, depth + 1)?;
-            write(&Value::Integer(i64::from(t.nanos)), &mut payload, depth + 1)?;
-            write(&Value::Integer(i64::from(t.utc_offset)), &mut payload, depth + 1)?;
+            write(&Value::Integer(t.unix_seconds), &mut payload, depth + 1, safe_buffer)?;
+            write(&Value::Integer(i64::from(t.nanos)), &mut payload, depth + 1, safe_buffer)?;
+            write(&Value::Integer(i64::from(t.utc_offset)), &mut payload, depth + 1, safe_buffer)?;
             write_ext(out, 7, &payload)?;
         }
         Value::Packed(p) => {
+            if p.class == PackedClass::SafeBuffer && !safe_buffer {
+                return Err(err(
+                    "ActiveSupport::SafeBuffer has a MessagePack form from Rails 8.1 on only",
+                ));
+            }
             // Packed values are only built through checks; a hand-made one is checked again before writing.
             if !p.class.accepts(&p.fields) {
                 return Err(err(format!("malformed {} fields", p.class.name())));
@@ -113,7 +129,7 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
             let mut payload = Vec::new();
             if p.class.recursive() {
                 for f in &p.fields {
-                    write(f, &mut payload, depth + 1)?;
+                    write(f, &mut payload, depth + 1, safe_buffer)?;
                 }
             } else {
                 match p.fields.first() {
@@ -129,11 +145,11 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
     Ok(())
 }
 
-fn write_map(h: &Hash, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+fn write_map(h: &Hash, out: &mut Vec<u8>, depth: usize, safe_buffer: bool) -> Result<()> {
     rmp::encode::write_map_len(out, len32(h.entries.len())?).map_err(err)?;
     for (k, v) in &h.entries {
-        write(k, out, depth + 1)?;
-        write(v, out, depth + 1)?;
+        write(k, out, depth + 1, safe_buffer)?;
+        write(v, out, depth + 1, safe_buffer)?;
     }
     Ok(())
 }
@@ -172,15 +188,22 @@ fn extended_comment_swallows_the_group(text: &str) -> bool {
     }
     let mut escaped = false;
     let mut class_depth = 0usize;
+    let mut in_comment_group = false;
+    let mut prev = ['\0', '\0'];
     for (i, c) in body.char_indices() {
         match c {
             _ if escaped => escaped = false,
+            // A `(?#…)` group is a comment that ends at its `)`, in extended mode too.
+            ')' if in_comment_group => in_comment_group = false,
+            _ if in_comment_group => {}
             '\\' => escaped = true,
             '[' => class_depth += 1,
             ']' if class_depth > 0 => class_depth -= 1,
+            '#' if class_depth == 0 && prev == ['(', '?'] => in_comment_group = true,
             '#' if class_depth == 0 => return !body[i..].contains('\n'),
             _ => {}
         }
+        prev = [prev[1], c];
     }
     false
 }
@@ -188,6 +211,8 @@ fn extended_comment_swallows_the_group(text: &str) -> bool {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Whether extension 18 (`SafeBuffer`, Rails 8.1+) is known.
+    safe_buffer: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -332,7 +357,7 @@ impl<'a> Reader<'a> {
         let type_id = self.u8()? as i8;
         let at = self.pos;
         let payload = self.take(n)?;
-        let mut inner = Reader { buf: payload, pos: at };
+        let mut inner = Reader { buf: payload, pos: at, safe_buffer: self.safe_buffer };
         let v = match type_id {
             0 => Value::Symbol(
                 std::str::from_utf8(payload).map_err(|_| err("symbol is not UTF-8"))?.to_owned(),
@@ -368,7 +393,12 @@ impl<'a> Reader<'a> {
                     .filter(|o| o.abs() < 86_400)
                     .ok_or_else(|| err("Time offset"))?;
                 // Time.at(sec, nsec, :nanosecond, in: offset): a fixed-offset time, never flagged UTC.
-                Value::Time(RubyTime::with_offset(sec, nanos, offset))
+                let t = RubyTime::with_offset(sec, nanos, offset);
+                if t.local().is_none() {
+                    // Years outside ±9999: Ruby has them, no session holds them, and they have no ISO 8601 form.
+                    return Err(err(format!("Time at byte {at} is outside the years -9999..=9999")));
+                }
+                Value::Time(t)
             }
             17 => {
                 let Value::Hash(h) = inner.value(depth + 1)? else {
@@ -384,7 +414,10 @@ impl<'a> Reader<'a> {
             }
             id => {
                 let class = PackedClass::from_type_id(id)
-                    .ok_or_else(|| err(format!("extension type {id} is not one ActiveSupport registers")))?;
+                    .filter(|c| *c != PackedClass::SafeBuffer || self.safe_buffer)
+                    .ok_or_else(|| {
+                        err(format!("extension type {id} is not one this Rails version's ActiveSupport registers"))
+                    })?;
                 let fields = if class.recursive() {
                     let mut fields = Vec::new();
                     while !inner.buf.is_empty() {
@@ -560,6 +593,26 @@ mod tests {
         assert!(!extended_comment_swallows_the_group("(?x-mi:a[#]b)"));
         assert!(!extended_comment_swallows_the_group("(?-mix:a # b)"));
         assert!(!extended_comment_swallows_the_group("(?mi-x:a # b)"));
+        // `(?#…)` is a comment group that Ruby closes at its `)`.
+        assert!(!extended_comment_swallows_the_group("(?x-mi:a(?#c)b)"));
+        assert!(extended_comment_swallows_the_group("(?x-mi:a(?#c)b # d)"));
+    }
+
+    #[test]
+    fn safe_buffer_is_rails_8_1s() {
+        // ActiveSupport::SafeBuffer "<b>" as 8.1 packs it: ext 18, the raw string.
+        let bytes = b"\xcc\x80\xd6\x12<b>x";
+        let v = load(bytes).unwrap();
+        assert_eq!(dump(&v).unwrap(), bytes);
+        assert!(load_with(bytes, false).unwrap_err().to_string().contains("extension type 18"));
+        assert!(dump_with(&v, false).unwrap_err().to_string().contains("8.1"));
+    }
+
+    #[test]
+    fn times_without_an_iso_8601_form_are_refused() {
+        // Time.at(10**12): year 33658.
+        let bytes = b"\xcc\x80\xc7\x0b\x07\xcf\x00\x00\x00\xe8\xd4\xa5\x10\x00\x00\x00";
+        assert!(load(bytes).unwrap_err().to_string().contains("years"));
     }
 
     #[test]

@@ -109,6 +109,11 @@ impl Serializer {
 
     /// Deserializes a payload; the flag says the cookie should be rewritten in the current format.
     pub fn load(self, payload: &[u8]) -> Result<(Value, bool)> {
+        self.load_in(payload, Dialect::LATEST)
+    }
+
+    /// [`Serializer::load`] as a given Rails version reads.
+    pub(crate) fn load_in(self, payload: &[u8], dialect: Dialect) -> Result<(Value, bool)> {
         let format = Format::detect(payload);
         let rewrite = self.accepts(format).ok_or_else(|| {
             Error::serializer(
@@ -119,30 +124,44 @@ impl Serializer {
                 ),
             )
         })?;
-        Ok((load_format(format, payload)?, rewrite))
+        Ok((load_format(format, payload, dialect)?, rewrite))
     }
 }
 
-fn dump_format(format: Format, value: &Value) -> Result<Vec<u8>> {
-    dump_format_with(format, value, json::Escapes::ALL)
+/// What of the serializers' behaviour depends on the Rails version and its settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dialect {
+    /// `ActiveSupport::JSON` escapes.
+    pub(crate) escapes: json::Escapes,
+    /// Whether MessagePack knows `ActiveSupport::SafeBuffer` (extension 18, Rails 8.1+).
+    pub(crate) safe_buffer: bool,
 }
 
-/// Writes `value` in this serializer's format, with these `ActiveSupport::JSON` escapes for JSON.
+impl Dialect {
+    /// Everything on: what reads and writes every version's values (the public `Serializer` methods).
+    pub(crate) const LATEST: Dialect = Dialect { escapes: json::Escapes::ALL, safe_buffer: true };
+}
+
+fn dump_format(format: Format, value: &Value) -> Result<Vec<u8>> {
+    dump_format_with(format, value, Dialect::LATEST)
+}
+
+/// Writes `value` in this serializer's format, as the Rails version of `dialect` writes it.
 pub(crate) fn dump_with(
     serializer: Serializer,
     value: &Value,
-    escapes: json::Escapes,
+    dialect: Dialect,
 ) -> Result<Vec<u8>> {
-    dump_format_with(serializer.writes(), value, escapes)
+    dump_format_with(serializer.writes(), value, dialect)
 }
 
-fn dump_format_with(format: Format, value: &Value, escapes: json::Escapes) -> Result<Vec<u8>> {
+fn dump_format_with(format: Format, value: &Value, dialect: Dialect) -> Result<Vec<u8>> {
     match format {
-        Format::Json => json::dump_with(value, escapes),
+        Format::Json => json::dump_with(value, dialect.escapes),
         #[cfg(feature = "marshal")]
         Format::Marshal => marshal::dump(value),
         #[cfg(feature = "message-pack")]
-        Format::MessagePack => message_pack::dump(value),
+        Format::MessagePack => message_pack::dump_with(value, dialect.safe_buffer),
         #[allow(unreachable_patterns)]
         _ => Err(Error::Config(format!(
             "{format:?} support is not compiled in (enable the cargo feature)"
@@ -150,13 +169,14 @@ fn dump_format_with(format: Format, value: &Value, escapes: json::Escapes) -> Re
     }
 }
 
-fn load_format(format: Format, payload: &[u8]) -> Result<Value> {
+#[cfg_attr(not(feature = "message-pack"), allow(unused_variables))]
+fn load_format(format: Format, payload: &[u8], dialect: Dialect) -> Result<Value> {
     match format {
         Format::Json => json::load(payload),
         #[cfg(feature = "marshal")]
         Format::Marshal => marshal::load(payload, &marshal::Limits::default()),
         #[cfg(feature = "message-pack")]
-        Format::MessagePack => message_pack::load(payload),
+        Format::MessagePack => message_pack::load_with(payload, dialect.safe_buffer),
         #[allow(unreachable_patterns)]
         _ => Err(Error::Config(format!(
             "{format:?} support is not compiled in (enable the cargo feature)"

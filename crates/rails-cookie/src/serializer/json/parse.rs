@@ -7,9 +7,14 @@
 //! an exponent is a Float, exactly as Ruby reads them.
 //!
 //! Ruby's rules kept: any value at the top level, surrounded by whitespace; `-0` is the Integer 0; a float too large
-//! for `f64` is `Infinity` (Ruby's `strtod`); `NaN`/`Infinity` literals, leading zeros, raw control characters in
-//! strings and lone surrogate escapes are refused; nesting deeper than 100 (`JSON.parse`'s `max_nesting`) is
-//! refused; a duplicate key overwrites the earlier value in place (`Hash#[]=`).
+//! for `f64` is `Infinity` (Ruby's `strtod`); `NaN`/`Infinity` literals, leading zeros and raw control characters
+//! in strings are refused; nesting deeper than 100 (`JSON.parse`'s `max_nesting`) is refused; a duplicate key
+//! overwrites the earlier value in place (`Hash#[]=`).
+//!
+//! Stricter than Ruby's parser on purpose, where only hand-made JSON goes: Ruby's also takes `/* */` and `//`
+//! comments, unknown escapes (`"\x"` as `"x"`), lone surrogate escapes and invalid UTF-8, none of which
+//! `ActiveSupport::JSON.encode` ever writes (it raises on invalid UTF-8). A session is authenticated data Rails
+//! wrote, so these are refused with an error rather than read into strings that are not Unicode.
 
 use num_bigint::BigInt;
 
@@ -342,8 +347,10 @@ mod tests {
         assert_eq!(ok("\"é 😀\""), Value::String("é 😀".into()));
     }
 
+    /// Ruby refuses all of these too, except the escapes, comments and invalid UTF-8 at the end of the list, which
+    /// Ruby's parser takes and Rails never writes (see the module docs).
     #[test]
-    fn ruby_refuses_these_and_so_do_we() {
+    fn refused_inputs() {
         for bad in [
             "",
             " ",

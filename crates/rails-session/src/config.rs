@@ -169,8 +169,12 @@ impl SessionConfig {
     /// | `SESSION_PATH`, `SESSION_SECURE`, `SESSION_HTTPONLY`, `SESSION_SAME_SITE` | cookie attributes | `/`, `false`, `true`, preset |
     /// | `SESSION_EXPIRE_AFTER` | `expire_after:` in seconds | none |
     /// | `SESSION_ENCRYPTED_COOKIE_SALT`, `SESSION_ENCRYPTED_SIGNED_COOKIE_SALT`, `SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT`, `SESSION_SIGNED_COOKIE_SALT` | the `config.action_dispatch.*_salt` settings | Rails' |
-    /// | `RAILS_AUTH` | where the login lives: `devise` (Warden's key) or `session-key` (a plain session key) | `devise` |
+    /// | `RAILS_AUTH` | where the login lives: `devise` (Warden's key), `session-key` (a plain session key) or `rails-authentication` (Rails 8's generator: a signed cookie and a `sessions` row; feature `database`) | `devise` |
     /// | `RAILS_AUTH_SESSION_KEY` | with `session-key`: the key, or a dotted path into nested hashes | `user_id` |
+    /// | `DATABASE_URL` | with `rails-authentication`: the Rails app's database (`sqlite3:path`, `postgres://…`, `mysql2://…`), read-only | required |
+    /// | `RAILS_AUTH_COOKIE`, `RAILS_AUTH_SESSIONS_TABLE` | with `rails-authentication`: the signed cookie, the table (`table` or `table(id,user_id)`) | `session_id`, `sessions` |
+    /// | `RAILS_AUTH_CACHE_TTL` | with `rails-authentication`: seconds a lookup is reused (a sign-out shows within it; `0` = every request asks) | `2` |
+    /// | `RAILS_AUTH_ON_ERROR` | with `rails-authentication`: a failed lookup is `503` (fail-closed) or `signed-out` | `503` |
     /// | `DEVISE_SCOPE` | the Warden scope | `user` |
     /// | `DEVISE_TIMEOUT_IN` | Devise `timeout_in` (seconds) for `:timeoutable` | off |
     ///
@@ -266,10 +270,11 @@ impl SessionConfig {
                 }
                 IdentityConfig::session_path(path)
             }
+            "rails-authentication" => rails_authentication(&get)?,
             other => {
                 return Err(ConfigError::invalid(
                     "RAILS_AUTH",
-                    format!("{other:?} is not devise or session-key"),
+                    format!("{other:?} is not devise, session-key or rails-authentication"),
                 ))
             }
         };
@@ -429,6 +434,65 @@ fn parse_secs(setting: &'static str, v: &str) -> Result<u64, ConfigError> {
         .map_err(|_| ConfigError::invalid(setting, format!("{v:?} is not a number of seconds")))
 }
 
+/// `RAILS_AUTH=rails-authentication`: the signed cookie, looked up in `DATABASE_URL` through a short TTL cache.
+#[cfg(feature = "database")]
+fn rails_authentication(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<IdentityConfig, ConfigError> {
+    use crate::identity::{CachedAuthSessions, DatabaseAuthSessions, RailsAuthentication};
+    let url = get("DATABASE_URL").ok_or(ConfigError::MissingEnv("DATABASE_URL"))?;
+    let mut db = DatabaseAuthSessions::from_database_url(url.trim())?;
+    if let Some(t) = get("RAILS_AUTH_SESSIONS_TABLE") {
+        // `sessions`, or `sessions(id,user_id)` with the column names.
+        let t = t.trim();
+        let (table, cols) = match t.split_once('(') {
+            Some((table, rest)) => (table, rest.strip_suffix(')').unwrap_or(rest)),
+            None => (t, "id,user_id"),
+        };
+        let (id, user_id) = cols.split_once(',').ok_or_else(|| {
+            ConfigError::invalid(
+                "RAILS_AUTH_SESSIONS_TABLE",
+                format!("{t:?} is not `table` or `table(id,user_id)`"),
+            )
+        })?;
+        db = db.table(table.trim(), id.trim(), user_id.trim())?;
+    }
+    let ttl = match get("RAILS_AUTH_CACHE_TTL") {
+        Some(v) => Duration::from_secs(parse_secs("RAILS_AUTH_CACHE_TTL", &v)?),
+        None => Duration::from_secs(2),
+    };
+    if ttl > Duration::from_secs(60) {
+        return Err(ConfigError::invalid(
+            "RAILS_AUTH_CACHE_TTL",
+            "at most 60 seconds: a sign-out in Rails must show here within it",
+        ));
+    }
+    let on_error = match get("RAILS_AUTH_ON_ERROR").as_deref().map(str::trim) {
+        None | Some("503") => OnLoaderError::ServiceUnavailable,
+        Some("signed-out") => OnLoaderError::SignedOut,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "RAILS_AUTH_ON_ERROR",
+                format!("{other:?} is not 503 or signed-out"),
+            ))
+        }
+    };
+    let mut auth =
+        RailsAuthentication::new(CachedAuthSessions::new(db, 100_000, ttl)).on_error(on_error);
+    if let Some(cookie) = get("RAILS_AUTH_COOKIE") {
+        auth = auth.cookie(cookie.trim());
+    }
+    Ok(IdentityConfig::rails_authentication(auth))
+}
+
+#[cfg(not(feature = "database"))]
+fn rails_authentication(_: &dyn Fn(&str) -> Option<String>) -> Result<IdentityConfig, ConfigError> {
+    Err(ConfigError::invalid(
+        "RAILS_AUTH",
+        "rails-authentication reads the Rails app's database: build rails-session with the `database` feature",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +572,36 @@ mod tests {
         assert!(matches!(with(&[]).unwrap().identity.source(), IdentitySource::Warden { .. }));
         let e = with(&[("RAILS_AUTH", "cas")]).unwrap_err().to_string();
         assert!(e.contains("RAILS_AUTH"), "{e}");
+        #[cfg(feature = "database")]
+        {
+            let e = with(&[("RAILS_AUTH", "rails-authentication")]).unwrap_err();
+            assert!(matches!(e, ConfigError::MissingEnv("DATABASE_URL")), "{e}");
+            let c = with(&[
+                ("RAILS_AUTH", "rails-authentication"),
+                ("DATABASE_URL", "sqlite3:db/x.sqlite3"),
+            ])
+            .unwrap();
+            assert!(
+                matches!(c.identity.source(), IdentitySource::RailsAuthentication(a) if a.cookie_name() == "session_id")
+            );
+            let with_table = |t: &str| {
+                with(&[
+                    ("RAILS_AUTH", "rails-authentication"),
+                    ("DATABASE_URL", "sqlite3:x"),
+                    ("RAILS_AUTH_SESSIONS_TABLE", t),
+                ])
+            };
+            assert!(with_table("auth_sessions(id,account_id)").is_ok());
+            assert!(with_table("sessions; drop").is_err());
+            let e = with(&[
+                ("RAILS_AUTH", "rails-authentication"),
+                ("DATABASE_URL", "sqlite3:x"),
+                ("RAILS_AUTH_CACHE_TTL", "600"),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("RAILS_AUTH_CACHE_TTL"), "{e}");
+        }
         assert!(with(&[("RAILS_AUTH", "session-key"), ("RAILS_AUTH_SESSION_KEY", "a..b")]).is_err());
     }
 

@@ -129,7 +129,13 @@ pub use cookies::find_cookie;
 pub use csrf::{CsrfConfig, CsrfLayer, CsrfService, CsrfToken, OriginCheck, StoredTokenFormat};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use guard::{RequireUserLayer, RequireUserService};
-pub use identity::{Identity, IdentityConfig, IdentitySource, UserId};
+#[cfg(any(feature = "user-api", feature = "database"))]
+pub use identity::CachedAuthSessions;
+#[cfg(feature = "database")]
+pub use identity::{DatabaseAuthSessions, DatabaseError};
+pub use identity::{
+    FindAuthSession, Identity, IdentityConfig, IdentitySource, RailsAuthentication, UserId,
+};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
 pub use store::{CookieStore, LoadedSession, SessionStore};

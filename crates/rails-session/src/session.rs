@@ -93,6 +93,15 @@ impl Session {
         Session::from_headers(config, CookieHeaders::new(header), host)
     }
 
+    /// Another cookie of the request (as sent: percent-encoded), such as Rails 8 authentication's `session_id`.
+    pub(crate) fn request_cookie(&self, name: &str) -> Option<String> {
+        crate::cookies::find_cookie(
+            self.inner.cookie_headers.iter().map(http::HeaderValue::as_bytes),
+            name,
+        )
+        .map(str::to_owned)
+    }
+
     /// A session whose cookie is looked up in `cookie_headers` only when it is first needed.
     pub(crate) fn from_headers(
         config: Arc<SessionConfig>,

@@ -102,3 +102,125 @@ macro_rules! live_7_2_suite {
 live_7_2_suite!(axum_adapter, crate::common::spawn_axum);
 #[cfg(feature = "actix-web")]
 live_7_2_suite!(actix_adapter, crate::common::spawn_actix);
+
+/// Rails 8's authentication generator, as the 7.2 app reproduces it: a signed `session_id` cookie naming a row of
+/// `sessions`, looked up by the Rust app in the Rails app's own database (SQLite file or PostgreSQL), read-only.
+mod rails_authentication {
+    use rails_cookie::{Profile, Value};
+
+    use super::*;
+
+    /// The database both sides use: a SQLite file under the build's temporary directory (inside the repository, so
+    /// the chroot'ed Rails sees it at the same path), or a throwaway PostgreSQL cluster.
+    async fn scenario<F, Fut>(database_url: &str, label: &str, spawn: F)
+    where
+        F: Fn(Vec<(String, String)>) -> Fut,
+        Fut: std::future::Future<Output = Server>,
+    {
+        let rails = testkit::RailsApp::rails_7_2()
+            .env("RAILS_AUTH", "rails-authentication")
+            .env("DATABASE_URL", database_url)
+            .env("SECRET_KEY_BASE", SKB)
+            .env("SESSION_KEY", COOKIE_NAME)
+            .start();
+        let api = spawn(env(&[
+            ("RAILS_VERSION", "7.2"),
+            ("RAILS_AUTH", "rails-authentication"),
+            ("DATABASE_URL", database_url),
+            ("RAILS_AUTH_CACHE_TTL", "1"),
+        ]))
+        .await;
+
+        let mut alice = Browser::new();
+        assert_eq!(alice.get(&api.url("/api/me")).await.status, 401, "{label}: not signed in yet");
+        sign_in(&rails, &mut alice, "alice@example.com", "alice-password-1").await;
+        let signed = alice.cookie("session_id").expect("the signed session_id cookie").to_owned();
+        let me = alice.get(&api.url("/api/me")).await;
+        assert_eq!((me.status, me.json()["id"].clone()), (200, json!(1)), "{label}: {}", me.body);
+        let who = alice.get(&rails.url("/whoami.json")).await.json();
+        assert_eq!(who["user_id"], 1, "{label}: Rails agrees: {who}");
+
+        let mut bob = Browser::new();
+        sign_in(&rails, &mut bob, "bob@example.com", "bob-password-2").await;
+        assert_eq!(bob.get(&api.url("/api/me")).await.json()["id"], 2, "{label}: bob is bob");
+
+        // Only the signed cookie counts: without it, tampered, or naming a row that does not exist → 401.
+        let mut only_session = Browser::new();
+        only_session
+            .set_cookie_pair(&format!("{COOKIE_NAME}={}", alice.cookie(COOKIE_NAME).unwrap()));
+        assert_eq!(
+            only_session.get(&api.url("/api/me")).await.status,
+            401,
+            "{label}: no session_id cookie"
+        );
+        let (data, digest) = signed.rsplit_once("--").unwrap();
+        let flipped = if digest.starts_with('0') { "1" } else { "0" };
+        let mut tampered = Browser::new();
+        tampered.set_cookie_pair(&format!("session_id={data}--{flipped}{}", &digest[1..]));
+        assert_eq!(tampered.get(&api.url("/api/me")).await.status, 401, "{label}: tampered");
+        let codec = codec(Profile::rails_7_2());
+        let forged = codec.encode_signed("session_id", &Value::Integer(999_999), None).unwrap();
+        let mut ghost = Browser::new();
+        ghost.set_cookie_pair(&format!("session_id={}", rails_cookie::escape(&forged)));
+        assert_eq!(
+            ghost.get(&api.url("/api/me")).await.status,
+            401,
+            "{label}: validly signed, no such row"
+        );
+
+        // Sign-out at Rails destroys the row: a copy of the cookie kept elsewhere stops working within the TTL.
+        let mut elsewhere = Browser::new();
+        elsewhere.set_cookie_pair(&format!("session_id={signed}"));
+        assert_eq!(
+            elsewhere.get(&api.url("/api/me")).await.status,
+            200,
+            "{label}: the copy works while signed in"
+        );
+        let csrf = alice.get(&rails.url("/csrf.json")).await.json();
+        let token = csrf["token"].as_str().unwrap().to_owned();
+        let out =
+            alice.post(&rails.url("/session/destroy"), &[("x-csrf-token", &token)], &[]).await;
+        assert_eq!(out.status, 303, "{label}: {}", out.body);
+        assert_eq!(
+            alice.get(&api.url("/api/me")).await.status,
+            401,
+            "{label}: the cookie was deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+        assert_eq!(
+            elsewhere.get(&api.url("/api/me")).await.status,
+            401,
+            "{label}: the row is gone"
+        );
+        assert_eq!(
+            bob.get(&api.url("/api/me")).await.json()["id"],
+            2,
+            "{label}: bob is still signed in"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_sqlite() {
+        if skip_live() {
+            return;
+        }
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("rails-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = std::fs::canonicalize(&dir).unwrap().join("app.sqlite3");
+        let url = format!("sqlite3:{}", db.display());
+        scenario(&url, "sqlite, axum", crate::common::spawn_axum).await;
+        #[cfg(feature = "actix-web")]
+        scenario(&url, "sqlite, actix-web", crate::common::spawn_actix).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn with_postgresql() {
+        let Some(pg) = testkit::Postgres::start() else { return };
+        if skip_live() {
+            return;
+        }
+        scenario(&pg.url(), "postgresql, axum", crate::common::spawn_axum).await;
+    }
+}

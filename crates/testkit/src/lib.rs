@@ -1,7 +1,8 @@
 //! Test-only: starts the real components railbridge's tests run against — the Rails 6.1 + Devise app (Debian
-//! bookworm's Ruby), the Rails 7.2 app (Debian trixie's, in the root `interop/trixie/setup.sh` makes), nginx — each
-//! on a free loopback port, with its log kept in a temporary directory and printed when the test fails, and stops
-//! them by process group when dropped (a chroot'ed Rails is several processes deep).
+//! bookworm's Ruby), the Rails 7.2 app (Debian trixie's, in the root `interop/trixie/setup.sh` makes), nginx,
+//! PostgreSQL (a throwaway cluster of Debian's `postgresql`, see [`Postgres`]) — each on a free loopback port, with
+//! its log kept in a temporary directory and printed when the test fails, and stops them by process group when
+//! dropped (a chroot'ed Rails is several processes deep).
 //!
 //! ```no_run
 //! let rails = testkit::RailsApp::rails_7_2().env("RAILS_AUTH", "session-key").start();
@@ -9,7 +10,7 @@
 //! # drop(up);
 //! ```
 //!
-//! Set `RAILBRIDGE_SKIP_LIVE=1` to skip the live tests on a machine without Ruby (see [`skip_live`]).
+//! Set `RAILBRIDGE_SKIP_LIVE=1` to skip the live tests on a machine without Ruby or PostgreSQL (see [`skip_live`]).
 
 // A test kit reports a component that cannot start by failing the test, with the log: panicking is its job.
 #![allow(clippy::panic)]
@@ -25,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+
+mod postgres;
+pub use postgres::Postgres;
 
 /// The repository's root.
 #[must_use]

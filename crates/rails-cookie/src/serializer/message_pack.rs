@@ -24,6 +24,7 @@ fn err(reason: impl std::fmt::Display) -> Error {
 }
 
 /// `ActiveSupport::MessagePack.dump` (Rails 8.1's extension types).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn dump(value: &Value) -> Result<Vec<u8>> {
     dump_with(value, true)
 }
@@ -37,6 +38,7 @@ pub(crate) fn dump_with(value: &Value, safe_buffer: bool) -> Result<Vec<u8>> {
 }
 
 /// `ActiveSupport::MessagePack.load` (Rails 8.1's extension types).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn load(bytes: &[u8]) -> Result<Value> {
     load_with(bytes, true)
 }

@@ -1,7 +1,17 @@
 //! Who is signed in, according to the session: Devise/Warden's `warden.user.<scope>.key` for any scope, or a
 //! plain session key (`user_id`) for apps without Warden; Devise `:timeoutable` on top.
 
+#[cfg(feature = "database")]
+mod database;
+mod rails_authentication;
 mod warden;
+
+#[cfg(feature = "database")]
+pub use database::{DatabaseAuthSessions, DatabaseError};
+
+#[cfg(any(feature = "user-api", feature = "database"))]
+pub use rails_authentication::CachedAuthSessions;
+pub use rails_authentication::{FindAuthSession, RailsAuthentication};
 
 use std::fmt;
 use std::time::Duration;
@@ -64,6 +74,8 @@ pub enum IdentitySource {
     },
     /// A path of session keys whose value is the user id (`session[:user_id] = user.id`).
     SessionPath(Vec<String>),
+    /// Rails 8's authentication generator: a signed cookie naming a row of the `sessions` table.
+    RailsAuthentication(RailsAuthentication),
 }
 
 /// How to find the signed-in user in the session.
@@ -117,6 +129,17 @@ impl IdentityConfig {
         }
     }
 
+    /// Rails 8's authentication generator (`bin/rails generate authentication`): the signed `session_id` cookie
+    /// names a row of the `sessions` table, looked up through `auth`.
+    pub fn rails_authentication(auth: RailsAuthentication) -> Self {
+        IdentityConfig {
+            source: IdentitySource::RailsAuthentication(auth),
+            names: None,
+            timeout_in: None,
+            touch: false,
+        }
+    }
+
     /// Devise `:timeoutable`: a session whose `last_request_at` is `timeout_in` or more in the past is signed
     /// out. Like Devise, each authenticated request then records a new `last_request_at` (see
     /// [`IdentityConfig::touch_last_request_at`]). Only for Warden sources.
@@ -155,6 +178,8 @@ pub struct Identity {
     pub id: UserId,
     scope: Option<SmallStr>,
     salt: Option<SmallStr>,
+    /// The `sessions` row of a Rails 8 authentication login.
+    auth_session: Option<UserId>,
 }
 
 /// A short string kept inline: an identity is built on every authenticated request, and its scope (`user`) and
@@ -207,7 +232,20 @@ impl Identity {
             id,
             scope: scope.as_deref().map(SmallStr::new),
             salt: authenticatable_salt.as_deref().map(SmallStr::new),
+            auth_session: None,
         }
+    }
+
+    /// The user of a Rails 8 authentication login, and the id of its `sessions` row.
+    pub(crate) fn of_auth_session(user: UserId, auth_session: UserId) -> Self {
+        Identity { id: user, scope: None, salt: None, auth_session: Some(auth_session) }
+    }
+
+    /// For a Rails 8 authentication login: the id of its `sessions` row (what the signed `session_id` cookie
+    /// holds).
+    #[must_use]
+    pub fn auth_session_id(&self) -> Option<&UserId> {
+        self.auth_session.as_ref()
     }
 
     /// The Devise scope, for Warden sources.
@@ -249,15 +287,25 @@ impl Serialize for Identity {
     }
 }
 
-/// Reads the identity from the session, applying the Devise timeout.
-pub(crate) async fn identity(session: &Session) -> Option<Identity> {
+/// Reads the identity from the session, applying the Devise timeout (or, for Rails 8 authentication, from the
+/// signed cookie and its `sessions` row).
+pub(crate) async fn identity(
+    session: &Session,
+) -> Result<Option<Identity>, crate::user::AuthError> {
     let config = &session.config().identity;
-    session.with_data(|data| identity_in(data, config, now)).await
+    if let IdentitySource::RailsAuthentication(auth) = &config.source {
+        return rails_authentication::identity(session, auth).await;
+    }
+    Ok(session.with_data(|data| identity_in(data, config, now)).await)
 }
 
-/// [`identity`] without waiting: `None` when the session has yet to come from an asynchronous store.
+/// [`identity`] without waiting: `None` when the session has yet to come from an asynchronous store, or the login
+/// needs a lookup.
 pub(crate) fn identity_now(session: &Session) -> Option<Option<Identity>> {
     let config = &session.config().identity;
+    if matches!(config.source, IdentitySource::RailsAuthentication(_)) {
+        return None;
+    }
     session.with_data_now(|data| identity_in(data, config, now)).ok()
 }
 
@@ -284,7 +332,12 @@ fn identity_in(data: &Hash, config: &IdentityConfig, now: fn() -> i64) -> Option
                     return None;
                 }
             }
-            Some(Identity { id, scope: Some(SmallStr::new(scope)), salt: salt.map(SmallStr::new) })
+            Some(Identity {
+                id,
+                scope: Some(SmallStr::new(scope)),
+                salt: salt.map(SmallStr::new),
+                auth_session: None,
+            })
         }
         IdentitySource::SessionPath(path) => {
             let (last, parents) = path.split_last()?;
@@ -293,8 +346,10 @@ fn identity_in(data: &Hash, config: &IdentityConfig, now: fn() -> i64) -> Option
                 hash = hash.get(key)?.as_hash()?;
             }
             let id = UserId::from_value(hash.get(last)?)?;
-            Some(Identity { id, scope: None, salt: None })
+            Some(Identity { id, scope: None, salt: None, auth_session: None })
         }
+        // Not in the session: resolved by `identity` before this is reached.
+        IdentitySource::RailsAuthentication(_) => None,
     }
 }
 

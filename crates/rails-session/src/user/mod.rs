@@ -212,15 +212,15 @@ impl ResolveUser<Identity> for IdentityResolver {
         &'a self,
         session: &'a Session,
     ) -> BoxFuture<'a, Result<Option<CurrentUser<Identity>>, AuthError>> {
-        Box::pin(async move { Ok(identity_user(session).await) })
+        Box::pin(identity_user(session))
     }
 }
 
 /// `CurrentUser<Identity>`: the identity the session holds, no loader.
-async fn identity_user(session: &Session) -> Option<CurrentUser<Identity>> {
-    let identity = identity::identity(session).await?;
+async fn identity_user(session: &Session) -> Result<Option<CurrentUser<Identity>>, AuthError> {
+    let Some(identity) = identity::identity(session).await? else { return Ok(None) };
     identity::touch(session, &identity).await;
-    Some(CurrentUser { user: identity.clone(), identity })
+    Ok(Some(CurrentUser { user: identity.clone(), identity }))
 }
 
 struct LoaderResolver<L> {
@@ -234,7 +234,7 @@ impl<L: LoadUser> ResolveUser<L::User> for LoaderResolver<L> {
         session: &'a Session,
     ) -> BoxFuture<'a, Result<Option<CurrentUser<L::User>>, AuthError>> {
         Box::pin(async move {
-            let Some(identity) = identity::identity(session).await else { return Ok(None) };
+            let Some(identity) = identity::identity(session).await? else { return Ok(None) };
             let user = match self.loader.load_user(&identity.id).await {
                 Ok(Some(user)) => user,
                 Ok(None) => {
@@ -291,7 +291,7 @@ impl Session {
         if TypeId::of::<U>() == TypeId::of::<Identity>() && self.config().resolvers.builtin_identity
         {
             // Resolved inline (no boxed resolver, no memo: reading the decoded session is cheaper).
-            return Ok(as_user(identity_user(self).await));
+            return identity_user(self).await.map(as_user);
         }
         if let Some(memo) = self.memo::<Memo<U>>() {
             return memo;

@@ -6,6 +6,8 @@
 mod bin;
 #[path = "gateway_live.rs"]
 mod live;
+#[path = "gateway_live_7_2.rs"]
+mod live_7_2;
 #[path = "gateway_nginx.rs"]
 mod nginx;
 #[path = "gateway_support.rs"]

@@ -42,6 +42,17 @@ impl Browser {
         Browser { jar: Vec::new() }
     }
 
+    /// A cookie's value, as the browser holds it.
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.jar.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a cookie by hand (a copy kept elsewhere, a forged one).
+    pub(crate) fn set_cookie(&mut self, name: &str, value: &str) {
+        self.jar.retain(|(k, _)| k != name);
+        self.jar.push((name.to_owned(), value.to_owned()));
+    }
+
     pub(crate) fn cookie_header(&self) -> Option<String> {
         (!self.jar.is_empty()).then(|| {
             self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")

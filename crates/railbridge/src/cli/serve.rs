@@ -46,7 +46,7 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
         for w in config.warnings() {
             println!("warning: {w}");
         }
-        return ExitCode::SUCCESS;
+        return check_login(&config);
     }
     init_tracing(&config);
     for w in config.warnings() {
@@ -76,6 +76,47 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("railbridge serve: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `--check`: says where the login lives and, for Rails 8 authentication, reads the `sessions` table once.
+fn check_login(config: &Config) -> ExitCode {
+    use rails_session::IdentitySource;
+    match config.login_source() {
+        None => ExitCode::SUCCESS,
+        Some(IdentitySource::Warden { scope }) => {
+            println!("login: devise (Warden scope {scope})");
+            ExitCode::SUCCESS
+        }
+        Some(IdentitySource::SessionPath(path)) => {
+            println!("login: session-key ({})", path.join("."));
+            ExitCode::SUCCESS
+        }
+        Some(IdentitySource::RailsAuthentication(auth)) => {
+            println!(
+                "login: rails-authentication (signed cookie {}, sessions table)",
+                auth.cookie_name()
+            );
+            let checked = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(auth.check()));
+            match checked {
+                Ok(()) => {
+                    println!("database: ok");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("database: not readable: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(other) => {
+            println!("login: {other:?}");
+            ExitCode::SUCCESS
         }
     }
 }

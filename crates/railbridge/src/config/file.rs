@@ -79,6 +79,20 @@ pub(super) struct RawRails {
     pub(super) scope: Option<String>,
     /// Devise `timeout_in`, seconds.
     pub(super) timeout_in: Option<u64>,
+    /// Where the login lives: `devise` (default), `session-key`, `rails-authentication` (env `RAILS_AUTH`).
+    pub(super) auth: Option<String>,
+    /// `session-key`: the key or dotted path (env `RAILS_AUTH_SESSION_KEY`, default `user_id`).
+    pub(super) auth_session_key: Option<String>,
+    /// `rails-authentication`: the signed cookie (env `RAILS_AUTH_COOKIE`, default `session_id`).
+    pub(super) auth_cookie: Option<String>,
+    /// `rails-authentication`: the table, `sessions` or `sessions(id,user_id)` (env `RAILS_AUTH_SESSIONS_TABLE`).
+    pub(super) auth_sessions_table: Option<String>,
+    /// `rails-authentication`: seconds a lookup is reused (env `RAILS_AUTH_CACHE_TTL`, default 2).
+    pub(super) auth_cache_ttl: Option<u64>,
+    /// `rails-authentication`: `503` (default) or `signed-out` when the database fails (env `RAILS_AUTH_ON_ERROR`).
+    pub(super) auth_on_error: Option<String>,
+    /// `rails-authentication`: the Rails app's database (env `DATABASE_URL`).
+    pub(super) database_url: Option<String>,
 }
 
 /// `[identity]`.

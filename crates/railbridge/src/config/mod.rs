@@ -148,6 +148,12 @@ impl Config {
         self.listen
     }
 
+    /// Where the login of `signed-in` routes lives, when a `SECRET_KEY_BASE` is configured.
+    #[must_use]
+    pub fn login_source(&self) -> Option<&rails_session::IdentitySource> {
+        self.session.as_ref()?.scopes.first().map(|(_, c)| c.identity_config().source())
+    }
+
     /// Things worth a warning at start-up (no `SECRET_KEY_BASE`, …).
     #[must_use]
     pub fn warnings(&self) -> &[String] {

@@ -38,6 +38,13 @@ const RAILS_KEYS: &[(&str, &str)] = &[
     ("SESSION_SIGNED_COOKIE_SALT", "signed_cookie_salt"),
     ("DEVISE_SCOPE", "scope"),
     ("DEVISE_TIMEOUT_IN", "timeout_in"),
+    ("RAILS_AUTH", "auth"),
+    ("RAILS_AUTH_SESSION_KEY", "auth_session_key"),
+    ("RAILS_AUTH_COOKIE", "auth_cookie"),
+    ("RAILS_AUTH_SESSIONS_TABLE", "auth_sessions_table"),
+    ("RAILS_AUTH_CACHE_TTL", "auth_cache_ttl"),
+    ("RAILS_AUTH_ON_ERROR", "auth_on_error"),
+    ("DATABASE_URL", "database_url"),
 ];
 
 pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, ConfigError> {
@@ -407,6 +414,13 @@ fn rails_file_value(r: &RawRails, key: &str) -> Option<String> {
         "signed_cookie_salt" => s(&r.signed_cookie_salt),
         "scope" => s(&r.scope),
         "timeout_in" => r.timeout_in.map(|n| n.to_string()),
+        "auth" => s(&r.auth),
+        "auth_session_key" => s(&r.auth_session_key),
+        "auth_cookie" => s(&r.auth_cookie),
+        "auth_sessions_table" => s(&r.auth_sessions_table),
+        "auth_cache_ttl" => r.auth_cache_ttl.map(|n| n.to_string()),
+        "auth_on_error" => s(&r.auth_on_error),
+        "database_url" => s(&r.database_url),
         _ => None,
     }
 }
@@ -446,18 +460,20 @@ fn session(
             rails_file_value(rails, key)
         })
     };
-    // The gateway reads Devise/Warden logins; the other sources of rails-session are not wired into its routes,
-    // identity headers and scopes yet, so asking for one is an error rather than a silent 401 for everyone.
-    if let Some(auth) =
-        lookup("RAILS_AUTH").filter(|a| !a.trim().is_empty() && a.trim() != "devise")
-    {
-        return Err(ConfigError::invalid(
-            "RAILS_AUTH",
-            format!(
-                "{:?}: the gateway reads Devise/Warden logins only (RAILS_AUTH=devise)",
-                auth.trim()
-            ),
-        ));
+    // Where the login lives (rails-session reads the same variables): Devise scopes apply to `devise` only.
+    let auth = lookup("RAILS_AUTH").map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+    let devise = auth.as_deref().is_none_or(|a| a == "devise");
+    if !devise {
+        if let Some(route) = routes.iter().find(|r| matches!(r.policy, Policy::Scope(_))) {
+            return Err(ConfigError::invalid(
+                "route.policy",
+                format!(
+                    "route {:?} asks for a Warden scope, which only Devise logins have (RAILS_AUTH={})",
+                    route.name,
+                    auth.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
     }
     let base = SessionConfig::from_lookup(lookup).map_err(|e| rails_error(&e))?;
     let default_scope = lookup("DEVISE_SCOPE").unwrap_or_else(|| "user".into());
@@ -475,7 +491,8 @@ fn session(
         }
         identity
     };
-    let mut default = base.clone().identity(identity_for(&default_scope));
+    let mut default =
+        if devise { base.clone().identity(identity_for(&default_scope)) } else { base.clone() };
     if let Some(api) = user_api {
         default = default.user_loader_with(user_loader(api)?, on_error(api)?);
     }
@@ -728,16 +745,30 @@ mod tests {
     }
 
     #[test]
-    fn a_login_source_the_gateway_does_not_read_is_an_error() {
-        let e = Config::from_toml(
-            "",
-            "t",
-            env(&[("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_s"), ("RAILS_AUTH", "session-key")]),
+    fn every_login_source_is_read_and_warden_scopes_need_devise() {
+        let with = |toml: &str, extra: &[(&str, &str)]| {
+            let mut pairs = vec![("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_s")];
+            pairs.extend_from_slice(extra);
+            Config::from_toml(toml, "t", env(&pairs))
+        };
+        let c = with("", &[("RAILS_AUTH", "session-key")]).unwrap();
+        let source =
+            |c: &Config| c.session.as_ref().unwrap().scopes[0].1.identity_config().source().clone();
+        assert!(matches!(source(&c), rails_session::IdentitySource::SessionPath(_)));
+        let c = with(
+            "[rails]\nauth = \"rails-authentication\"\ndatabase_url = \"sqlite3:db/app.sqlite3\"\n",
+            &[],
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("RAILS_AUTH"), "{e}");
-        let ok = env(&[("SECRET_KEY_BASE", SKB), ("SESSION_KEY", "_s"), ("RAILS_AUTH", "devise")]);
-        assert!(Config::from_toml("", "t", ok).is_ok());
+        .unwrap();
+        assert!(matches!(source(&c), rails_session::IdentitySource::RailsAuthentication(_)));
+        let e = with("", &[("RAILS_AUTH", "rails-authentication")]).unwrap_err().to_string();
+        assert!(e.contains("DATABASE_URL") && e.contains("database_url"), "{e}");
+        let e = with("", &[("RAILS_AUTH", "cas")]).unwrap_err().to_string();
+        assert!(e.contains("RAILS_AUTH"), "{e}");
+        let admin = "[[route]]\nprefix = \"/admin\"\nupstream = \"http://127.0.0.1:1\"\npolicy = \"scope:admin\"\n";
+        let e = with(admin, &[("RAILS_AUTH", "session-key")]).unwrap_err().to_string();
+        assert!(e.contains("Warden scope"), "{e}");
+        assert!(with(admin, &[("RAILS_AUTH", "devise")]).is_ok());
     }
 
     #[test]

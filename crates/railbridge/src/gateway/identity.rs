@@ -3,7 +3,7 @@
 
 use http::{HeaderName, HeaderValue};
 use rails_session::rails_cookie::Value;
-use rails_session::{ApiUser, AuthError, Identity, Session};
+use rails_session::{ApiUser, AuthError, Identity, IdentitySource, Session};
 use serde_json::Value as Json;
 
 use super::headers::{
@@ -95,14 +95,26 @@ pub(crate) async fn resolve(
     };
     match found {
         Ok(Some((identity, user))) => {
-            let sid = session
-                .with_data(|h| h.get("session_id").and_then(Value::as_str).map(str::to_owned))
-                .await;
+            // Rails 8 authentication: the login is the `sessions` row, not the cookie session.
+            let sid = match identity.auth_session_id() {
+                Some(row) => Some(format!("rails-authentication:{row}")),
+                None => {
+                    session
+                        .with_data(|h| {
+                            h.get("session_id").and_then(Value::as_str).map(str::to_owned)
+                        })
+                        .await
+                }
+            };
             let session_hash = session_hash(hash_key, sid.as_deref().unwrap_or(""));
             (Outcome::SignedIn, Some(Resolved { identity, session_hash, user }))
         }
         Ok(None) => {
-            let outcome = if !has_cookie(headers, session.config().key()) {
+            let login_cookie = match session.config().identity_config().source() {
+                IdentitySource::RailsAuthentication(auth) => auth.cookie_name(),
+                _ => session.config().key(),
+            };
+            let outcome = if !has_cookie(headers, login_cookie) {
                 Outcome::NoCookie
             } else if session.exists().await {
                 Outcome::NoUser

@@ -536,7 +536,13 @@ async fn proxy(
         };
     };
     // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
-    let cache = rs.identity_cache.as_ref();
+    // Not for Rails 8 authentication logins: there the identity is the `sessions` row, whose lookups have a cache
+    // of their own (RAILS_AUTH_CACHE_TTL), so that a sign-out shows within that TTL and no other.
+    let rails_authentication = matches!(
+        session_layer.config().identity_config().source(),
+        rails_session::IdentitySource::RailsAuthentication(_)
+    );
+    let cache = rs.identity_cache.as_ref().filter(|_| !rails_authentication);
     let cookie = cache
         .and_then(|_| session_cookie_raw(req.headers(), session_layer.config().key()))
         .filter(|c| !c.is_empty());

@@ -101,6 +101,12 @@ impl RailsAuthentication {
     pub fn cookie_name(&self) -> &str {
         &self.cookie
     }
+
+    /// Runs one lookup (of a row id no generator writes) to see that the sessions can be read: for start-up
+    /// checks such as `railbridge serve --check`.
+    pub async fn check(&self) -> Result<(), String> {
+        self.sessions.user_of_session(&UserId::Integer(0)).await.map(|_| ())
+    }
 }
 
 impl fmt::Debug for RailsAuthentication {

@@ -56,6 +56,50 @@ fn invalid_configuration_names_the_field_and_exits_2() {
     assert!(!help.to_ascii_lowercase().contains("secret_key_base="), "no secrets in --help");
 }
 
+#[test]
+fn check_names_the_login_source_and_reads_the_sessions_table() {
+    let dir = TempDir::new("bin-check-db");
+    let run = |env: &[(&str, &str)]| {
+        let mut c = railbridge();
+        c.args(["serve", "--check"]).current_dir(&dir.0).env("SECRET_KEY_BASE", SKB);
+        for var in ["RAILS_AUTH", "DATABASE_URL", "RAILS_AUTH_SESSION_KEY"] {
+            c.env_remove(var);
+        }
+        c.envs(env.iter().copied());
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("login: devise (Warden scope user)"), "{out}");
+    let (code, out) = run(&[("RAILS_AUTH", "session-key")]);
+    assert_eq!((code, out.contains("login: session-key (user_id)")), (Some(0), true), "{out}");
+
+    // A database without the table, then with it.
+    let db = dir.0.join("app.sqlite3");
+    let url = format!("sqlite3:{}", db.display());
+    let sqlite = |sql: &str| {
+        let ok = Command::new("python3")
+            .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
+            .arg(&db)
+            .arg(sql)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 sqlite3 ran {sql}");
+    };
+    sqlite("CREATE TABLE users (id INTEGER PRIMARY KEY)");
+    let (code, out) = run(&[("RAILS_AUTH", "rails-authentication"), ("DATABASE_URL", &url)]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("login: rails-authentication") && out.contains("database: not readable"),
+        "{out}"
+    );
+    sqlite("CREATE TABLE sessions (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL)");
+    let (code, out) = run(&[("RAILS_AUTH", "rails-authentication"), ("DATABASE_URL", &url)]);
+    assert_eq!((code, out.contains("database: ok")), (Some(0), true), "{out}");
+}
+
 #[tokio::test]
 async fn sighup_reloads_and_sigterm_drains() {
     let echo = echo().await;

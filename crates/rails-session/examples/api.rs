@@ -10,7 +10,8 @@
 //! `http://127.0.0.1:9000/internal/users/{id}`), `USER_API_TOKEN` (optional bearer token), `USER_API_CACHE_TTL`
 //! (seconds, default 10), `CORS_ORIGINS`
 //! (optional, comma-separated; unset, every `http(s)://*.<DOMAIN>` origin on any port is allowed with
-//! credentials), and the other variables of `SessionConfig::from_lookup`.
+//! credentials), and the other variables of `SessionConfig::from_lookup` — among them `RAILS_AUTH` (`devise`,
+//! `session-key`, or `rails-authentication` with `DATABASE_URL`; that one needs `--features database`).
 //!
 //! Routes: `GET /api/me`, `GET /api/csrf`, `POST /api/counter` (CSRF-protected).
 

@@ -218,6 +218,9 @@ pub(crate) struct SessionSettings {
     pub(crate) hash_key: ring::hmac::Key,
     /// A User API is configured.
     pub(crate) user_api: bool,
+    /// Rails 8 authentication logins: `RAILS_AUTH_CACHE_TTL`, which the gateway's identity cache takes over (keyed
+    /// by the signed cookie), so that a sign-out shows within that TTL and the cached path costs what Devise's does.
+    pub(crate) login_cache_ttl: Option<Duration>,
 }
 
 impl SessionSettings {

@@ -114,6 +114,7 @@ pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, Config
             "at most 60 s (a sign-out must take effect quickly)",
         ));
     }
+    let ttl = session.as_ref().and_then(|s| s.login_cache_ttl).unwrap_or(ttl);
     let identity_cache_ttl = (!ttl.is_zero()).then_some(ttl);
     Ok(Config { listen, server, session, routes, jwt, fields, identity_cache_ttl, log, warnings })
 }
@@ -451,7 +452,7 @@ fn session(
             rails_cookie::SecretKeyBase::RECOMMENDED_LEN
         ));
     }
-    let lookup = |name: &str| -> Option<String> {
+    let configured = |name: &str| -> Option<String> {
         if name == "SECRET_KEY_BASE" {
             return Some(secret.clone());
         }
@@ -459,6 +460,36 @@ fn session(
             let key = RAILS_KEYS.iter().find(|(var, _)| *var == name)?.1;
             rails_file_value(rails, key)
         })
+    };
+    // Rails 8 authentication: the gateway's identity cache, keyed by the signed cookie, is the one cache (a second
+    // one under it would add its TTL to the time a sign-out takes to show).
+    let rails_authentication =
+        configured("RAILS_AUTH").is_some_and(|a| a.trim() == "rails-authentication");
+    let login_cache_ttl = if rails_authentication {
+        let secs = match configured("RAILS_AUTH_CACHE_TTL") {
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                ConfigError::invalid(
+                    "rails.auth_cache_ttl (RAILS_AUTH_CACHE_TTL)",
+                    "not a number of seconds",
+                )
+            })?,
+            None => 2,
+        };
+        if secs > 60 {
+            return Err(ConfigError::invalid(
+                "rails.auth_cache_ttl (RAILS_AUTH_CACHE_TTL)",
+                "at most 60 seconds: a sign-out in Rails must show here within it",
+            ));
+        }
+        Some(Duration::from_secs(secs))
+    } else {
+        None
+    };
+    let lookup = |name: &str| -> Option<String> {
+        if rails_authentication && name == "RAILS_AUTH_CACHE_TTL" {
+            return Some("0".into());
+        }
+        configured(name)
     };
     // Where the login lives (rails-session reads the same variables): Devise scopes apply to `devise` only.
     let auth = lookup("RAILS_AUTH").map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
@@ -520,6 +551,7 @@ fn session(
         scopes,
         hash_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &hash_key),
         user_api: user_api.is_some(),
+        login_cache_ttl,
     }))
 }
 

@@ -536,15 +536,15 @@ async fn proxy(
         };
     };
     // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
-    // Not for Rails 8 authentication logins: there the identity is the `sessions` row, whose lookups have a cache
-    // of their own (RAILS_AUTH_CACHE_TTL), so that a sign-out shows within that TTL and no other.
-    let rails_authentication = matches!(
-        session_layer.config().identity_config().source(),
-        rails_session::IdentitySource::RailsAuthentication(_)
-    );
-    let cache = rs.identity_cache.as_ref().filter(|_| !rails_authentication);
+    // For Rails 8 authentication logins the cookie that names the login is the signed one, and this cache (with
+    // RAILS_AUTH_CACHE_TTL) is the only cache of its `sessions` lookups.
+    let login_cookie = match session_layer.config().identity_config().source() {
+        rails_session::IdentitySource::RailsAuthentication(auth) => auth.cookie_name(),
+        _ => session_layer.config().key(),
+    };
+    let cache = rs.identity_cache.as_ref();
     let cookie = cache
-        .and_then(|_| session_cookie_raw(req.headers(), session_layer.config().key()))
+        .and_then(|_| session_cookie_raw(req.headers(), login_cookie))
         .filter(|c| !c.is_empty());
     if let (Some(cache), Some(cookie)) = (cache, cookie) {
         if let Some(identity) = cache.get(cookie) {

@@ -171,7 +171,8 @@ impl SessionConfig {
     /// | `SESSION_ENCRYPTED_COOKIE_SALT`, `SESSION_ENCRYPTED_SIGNED_COOKIE_SALT`, `SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT`, `SESSION_SIGNED_COOKIE_SALT` | the `config.action_dispatch.*_salt` settings | Rails' |
     /// | `RAILS_AUTH` | where the login lives: `devise` (Warden's key), `session-key` (a plain session key) or `rails-authentication` (Rails 8's generator: a signed cookie and a `sessions` row; feature `database`) | `devise` |
     /// | `RAILS_AUTH_SESSION_KEY` | with `session-key`: the key, or a dotted path into nested hashes | `user_id` |
-    /// | `DATABASE_URL` | with `rails-authentication`: the Rails app's database (`sqlite3:path`, `postgres://…`, `mysql2://…`), read-only | required |
+    /// | `DATABASE_URL` | with `rails-authentication`: the Rails app's database (`sqlite3:path`, `postgres://…`, `mysql2://…`), read-only | this or the next |
+    /// | `RAILS_AUTH_SESSIONS_URL` | with `rails-authentication` and no database: an internal API, `GET …/{id}` → `{"user_id": 1}`, 404 when signed out | |
     /// | `RAILS_AUTH_COOKIE`, `RAILS_AUTH_SESSIONS_TABLE` | with `rails-authentication`: the signed cookie, the table (`table` or `table(id,user_id)`) | `session_id`, `sessions` |
     /// | `RAILS_AUTH_CACHE_TTL` | with `rails-authentication`: seconds a lookup is reused (a sign-out shows within it; `0` = every request asks) | `2` |
     /// | `RAILS_AUTH_ON_ERROR` | with `rails-authentication`: a failed lookup is `503` (fail-closed) or `signed-out` | `503` |
@@ -434,29 +435,12 @@ fn parse_secs(setting: &'static str, v: &str) -> Result<u64, ConfigError> {
         .map_err(|_| ConfigError::invalid(setting, format!("{v:?} is not a number of seconds")))
 }
 
-/// `RAILS_AUTH=rails-authentication`: the signed cookie, looked up in `DATABASE_URL` through a short TTL cache.
-#[cfg(feature = "database")]
+/// `RAILS_AUTH=rails-authentication`: the signed cookie, looked up in `DATABASE_URL` (or asked of
+/// `RAILS_AUTH_SESSIONS_URL`) through a short TTL cache.
+#[cfg(any(feature = "database", feature = "user-api"))]
 fn rails_authentication(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<IdentityConfig, ConfigError> {
-    use crate::identity::{CachedAuthSessions, DatabaseAuthSessions, RailsAuthentication};
-    let url = get("DATABASE_URL").ok_or(ConfigError::MissingEnv("DATABASE_URL"))?;
-    let mut db = DatabaseAuthSessions::from_database_url(url.trim())?;
-    if let Some(t) = get("RAILS_AUTH_SESSIONS_TABLE") {
-        // `sessions`, or `sessions(id,user_id)` with the column names.
-        let t = t.trim();
-        let (table, cols) = match t.split_once('(') {
-            Some((table, rest)) => (table, rest.strip_suffix(')').unwrap_or(rest)),
-            None => (t, "id,user_id"),
-        };
-        let (id, user_id) = cols.split_once(',').ok_or_else(|| {
-            ConfigError::invalid(
-                "RAILS_AUTH_SESSIONS_TABLE",
-                format!("{t:?} is not `table` or `table(id,user_id)`"),
-            )
-        })?;
-        db = db.table(table.trim(), id.trim(), user_id.trim())?;
-    }
     let ttl = match get("RAILS_AUTH_CACHE_TTL") {
         Some(v) => Duration::from_secs(parse_secs("RAILS_AUTH_CACHE_TTL", &v)?),
         None => Duration::from_secs(2),
@@ -477,19 +461,83 @@ fn rails_authentication(
             ))
         }
     };
-    let mut auth =
-        RailsAuthentication::new(CachedAuthSessions::new(db, 100_000, ttl)).on_error(on_error);
+    let auth = match (get("DATABASE_URL"), get("RAILS_AUTH_SESSIONS_URL")) {
+        (Some(url), _) => database_sessions(get, &url, ttl)?,
+        (None, Some(url)) => sessions_api(&url, ttl)?,
+        (None, None) => return Err(ConfigError::MissingEnv("DATABASE_URL")),
+    };
+    let mut auth = auth.on_error(on_error);
     if let Some(cookie) = get("RAILS_AUTH_COOKIE") {
         auth = auth.cookie(cookie.trim());
     }
     Ok(IdentityConfig::rails_authentication(auth))
 }
 
-#[cfg(not(feature = "database"))]
+/// The `sessions` rows in the Rails app's database.
+#[cfg(feature = "database")]
+fn database_sessions(
+    get: &dyn Fn(&str) -> Option<String>,
+    url: &str,
+    ttl: Duration,
+) -> Result<crate::identity::RailsAuthentication, ConfigError> {
+    use crate::identity::{CachedAuthSessions, DatabaseAuthSessions, RailsAuthentication};
+    let mut db = DatabaseAuthSessions::from_database_url(url.trim())?;
+    if let Some(t) = get("RAILS_AUTH_SESSIONS_TABLE") {
+        // `sessions`, or `sessions(id,user_id)` with the column names.
+        let t = t.trim();
+        let (table, cols) = match t.split_once('(') {
+            Some((table, rest)) => (table, rest.strip_suffix(')').unwrap_or(rest)),
+            None => (t, "id,user_id"),
+        };
+        let (id, user_id) = cols.split_once(',').ok_or_else(|| {
+            ConfigError::invalid(
+                "RAILS_AUTH_SESSIONS_TABLE",
+                format!("{t:?} is not `table` or `table(id,user_id)`"),
+            )
+        })?;
+        db = db.table(table.trim(), id.trim(), user_id.trim())?;
+    }
+    Ok(RailsAuthentication::new(CachedAuthSessions::new(db, 100_000, ttl)))
+}
+
+#[cfg(all(not(feature = "database"), feature = "user-api"))]
+fn database_sessions(
+    _: &dyn Fn(&str) -> Option<String>,
+    _: &str,
+    _: Duration,
+) -> Result<crate::identity::RailsAuthentication, ConfigError> {
+    Err(ConfigError::invalid(
+        "DATABASE_URL",
+        "reading the Rails app's database needs rails-session's `database` feature (or use RAILS_AUTH_SESSIONS_URL)",
+    ))
+}
+
+/// The `sessions` rows asked of an internal API (`GET …/{id}` → `{"user_id": …}`, 404 when signed out).
+#[cfg(feature = "user-api")]
+fn sessions_api(
+    url: &str,
+    ttl: Duration,
+) -> Result<crate::identity::RailsAuthentication, ConfigError> {
+    let api = crate::user::HttpUserLoader::builder(url.trim())
+        .map_err(|e| ConfigError::invalid("RAILS_AUTH_SESSIONS_URL", e.to_string()))?
+        .cache(100_000, ttl, ttl)
+        .build()?;
+    Ok(crate::identity::RailsAuthentication::new(api))
+}
+
+#[cfg(all(not(feature = "user-api"), feature = "database"))]
+fn sessions_api(_: &str, _: Duration) -> Result<crate::identity::RailsAuthentication, ConfigError> {
+    Err(ConfigError::invalid(
+        "RAILS_AUTH_SESSIONS_URL",
+        "asking an API needs rails-session's `user-api` feature",
+    ))
+}
+
+#[cfg(not(any(feature = "database", feature = "user-api")))]
 fn rails_authentication(_: &dyn Fn(&str) -> Option<String>) -> Result<IdentityConfig, ConfigError> {
     Err(ConfigError::invalid(
         "RAILS_AUTH",
-        "rails-authentication reads the Rails app's database: build rails-session with the `database` feature",
+        "rails-authentication needs rails-session's `database` or `user-api` feature",
     ))
 }
 
@@ -601,6 +649,15 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(e.contains("RAILS_AUTH_CACHE_TTL"), "{e}");
+        }
+        #[cfg(feature = "user-api")]
+        {
+            let api = |url: &str| {
+                with(&[("RAILS_AUTH", "rails-authentication"), ("RAILS_AUTH_SESSIONS_URL", url)])
+            };
+            assert!(api("http://127.0.0.1:9/internal/sessions/{id}").is_ok());
+            let e = api("http://127.0.0.1:9/internal/sessions").unwrap_err().to_string();
+            assert!(e.contains("RAILS_AUTH_SESSIONS_URL"), "{e}");
         }
         assert!(with(&[("RAILS_AUTH", "session-key"), ("RAILS_AUTH_SESSION_KEY", "a..b")]).is_err());
     }

@@ -60,3 +60,44 @@ async fn the_auth_header_is_never_printed() {
         .unwrap();
     assert!(!format!("{loader:?}").contains("s3cret"));
 }
+
+/// Rails 8 authentication without database access: an internal API answers the `sessions` row by its id.
+#[tokio::test]
+async fn a_sessions_api_answers_for_rails_authentication_logins() {
+    use axum::extract::{Path, State};
+    use axum::routing::get;
+    use rails_session::FindAuthSession;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    async fn row(
+        State(hits): State<Arc<AtomicUsize>>,
+        Path(id): Path<i64>,
+    ) -> (http::StatusCode, String) {
+        hits.fetch_add(1, Ordering::SeqCst);
+        match id {
+            7 => (http::StatusCode::OK, r#"{"id":7,"user_id":42,"ip_address":"127.0.0.1"}"#.into()),
+            8 => (http::StatusCode::OK, r#"{"id":8}"#.into()),
+            _ => (http::StatusCode::NOT_FOUND, "{}".into()),
+        }
+    }
+    let app =
+        axum::Router::new().route("/internal/sessions/{id}", get(row)).with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let api = HttpUserLoader::builder(format!("http://{addr}/internal/sessions/{{id}}"))
+        .unwrap()
+        .cache(100, Duration::from_secs(60), Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(api.user_of_session(&UserId::Integer(7)).await.unwrap(), Some(UserId::Integer(42)));
+    assert_eq!(api.user_of_session(&UserId::Integer(7)).await.unwrap(), Some(UserId::Integer(42)));
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "cached");
+    assert_eq!(api.user_of_session(&UserId::Integer(9)).await.unwrap(), None, "404: signed out");
+    assert!(
+        api.user_of_session(&UserId::Integer(8)).await.is_err(),
+        "a row without user_id is an error"
+    );
+}

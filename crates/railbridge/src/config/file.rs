@@ -93,6 +93,8 @@ pub(super) struct RawRails {
     pub(super) auth_on_error: Option<String>,
     /// `rails-authentication`: the Rails app's database (env `DATABASE_URL`).
     pub(super) database_url: Option<String>,
+    /// `rails-authentication` without a database: an internal API asked `GET …/{id}` (env `RAILS_AUTH_SESSIONS_URL`).
+    pub(super) auth_sessions_url: Option<String>,
 }
 
 /// `[identity]`.

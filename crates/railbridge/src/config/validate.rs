@@ -45,6 +45,7 @@ const RAILS_KEYS: &[(&str, &str)] = &[
     ("RAILS_AUTH_CACHE_TTL", "auth_cache_ttl"),
     ("RAILS_AUTH_ON_ERROR", "auth_on_error"),
     ("DATABASE_URL", "database_url"),
+    ("RAILS_AUTH_SESSIONS_URL", "auth_sessions_url"),
 ];
 
 pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, ConfigError> {
@@ -422,6 +423,7 @@ fn rails_file_value(r: &RawRails, key: &str) -> Option<String> {
         "auth_cache_ttl" => r.auth_cache_ttl.map(|n| n.to_string()),
         "auth_on_error" => s(&r.auth_on_error),
         "database_url" => s(&r.database_url),
+        "auth_sessions_url" => s(&r.auth_sessions_url),
         _ => None,
     }
 }

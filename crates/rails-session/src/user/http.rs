@@ -334,6 +334,26 @@ impl LoadUser for HttpUserLoader {
     }
 }
 
+/// The same client asked about Rails 8 authentication logins: `GET {url}` with the `sessions` row's id for `{id}`
+/// answers the row as JSON with its `user_id` (`{"user_id": 1}`), or 404 when there is no such row (signed out).
+/// For a Rust service with no access to the Rails app's database.
+impl crate::identity::FindAuthSession for HttpUserLoader {
+    type Error = UserApiError;
+
+    async fn user_of_session(&self, session: &UserId) -> Result<Option<UserId>, UserApiError> {
+        let Some(row) = self.load_user(session).await? else { return Ok(None) };
+        match row.get("user_id") {
+            Some(Json::Number(n)) => n
+                .as_i64()
+                .map(|i| Some(UserId::Integer(i)))
+                .ok_or_else(|| UserApiError::Body("user_id is not an Integer id".into())),
+            Some(Json::String(s)) if !s.is_empty() => Ok(Some(UserId::String(s.clone()))),
+            Some(Json::Null) => Ok(None),
+            _ => Err(UserApiError::Body("the sessions row has no user_id".into())),
+        }
+    }
+}
+
 impl fmt::Debug for HttpUserLoader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpUserLoader")

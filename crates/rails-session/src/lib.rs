@@ -49,6 +49,31 @@
 //! Complete runnable versions, with CSRF, CORS and the User API: `examples/api.rs` (axum) and
 //! `examples/api_actix.rs` (actix-web).
 //!
+//! ## Where the login lives
+//!
+//! [`IdentityConfig`] says where the signed-in user is found ([`SessionConfig::from_lookup`] reads it from
+//! `RAILS_AUTH`): Devise/Warden's key in the session ([`IdentityConfig::warden`], the default), a plain
+//! `session[:user_id]` ([`IdentityConfig::session_path`]), or Rails 8's authentication generator
+//! ([`IdentityConfig::rails_authentication`]): the signed `session_id` cookie names a row of the `sessions` table,
+//! found through a [`FindAuthSession`] — the app's database with `DatabaseAuthSessions` (feature `database`), an
+//! internal API with [`HttpUserLoader`], or your own — behind a short TTL cache:
+//!
+//! ```no_run
+//! # #[cfg(feature = "database")]
+//! # fn config() -> Result<rails_session::SessionConfig, Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use rails_session::{
+//!     CachedAuthSessions, DatabaseAuthSessions, IdentityConfig, RailsAuthentication, SessionConfig,
+//! };
+//!
+//! let sessions = DatabaseAuthSessions::from_database_url(&std::env::var("DATABASE_URL")?)?;
+//! // One query per signed-in user per 2 s: a sign-out in Rails (the row deleted) shows here within 2 s.
+//! let sessions = CachedAuthSessions::new(sessions, 100_000, Duration::from_secs(2));
+//! let config = SessionConfig::from_env()?
+//!     .identity(IdentityConfig::rails_authentication(RailsAuthentication::new(sessions)));
+//! # Ok(config) }
+//! ```
+//!
 //! ## A single-page app on another subdomain (CORS)
 //!
 //! A frontend on `https://www.app.test` calling this API on `https://api.app.test` with the Rails cookie needs

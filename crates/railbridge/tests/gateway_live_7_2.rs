@@ -85,6 +85,12 @@ async fn rails_authentication_through_the_gateway(database_url: &str, label: &st
     assert_eq!(r.status, 200, "{label}: {}", r.body);
     assert_eq!(r.json()["headers"]["x-railbridge-user"], json!(["1"]), "{label}");
     assert!(r.received("x-railbridge-scope").is_none(), "{label}: no Warden scope");
+    // The signed login cookie is a bearer credential: it stays at the gateway, like the session cookie.
+    let forwarded = r.received("cookie").unwrap_or_default();
+    assert!(
+        !forwarded.contains("session_id=") && !forwarded.contains(COOKIE),
+        "{label}: {forwarded}"
+    );
     let sid = r.received("x-railbridge-session").expect("X-Railbridge-Session");
     let token = r.received("x-railbridge-assertion").unwrap();
     let jwks = get(&gw.url("/.well-known/jwks.json"), None).await.json();

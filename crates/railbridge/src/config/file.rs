@@ -91,8 +91,8 @@ pub(super) struct RawRails {
     pub(super) auth_cache_ttl: Option<u64>,
     /// `rails-authentication`: `503` (default) or `signed-out` when the database fails (env `RAILS_AUTH_ON_ERROR`).
     pub(super) auth_on_error: Option<String>,
-    /// `rails-authentication`: the Rails app's database (env `DATABASE_URL`).
-    pub(super) database_url: Option<String>,
+    /// `rails-authentication`: the Rails app's database (env `DATABASE_URL`); it may hold a password.
+    pub(super) database_url: Option<Redacted>,
     /// `rails-authentication` without a database: an internal API asked `GET …/{id}` (env `RAILS_AUTH_SESSIONS_URL`).
     pub(super) auth_sessions_url: Option<String>,
 }
@@ -195,4 +195,15 @@ pub(super) struct RawRoute {
     /// Time to the upstream's response head, and then between two chunks of its body (default
     /// `[server] request_timeout`).
     pub(super) timeout: Option<RawDuration>,
+}
+
+/// A setting that may hold a secret (a database URL with its password): read as a string, never printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub(super) struct Redacted(pub(super) String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }

@@ -227,6 +227,14 @@ impl SessionSettings {
     pub(crate) fn cookie_name(&self) -> &str {
         self.scopes.first().map_or("", |(_, c)| c.key())
     }
+
+    /// The signed cookie of a Rails 8 authentication login: a bearer credential, like the session cookie.
+    pub(crate) fn login_cookie_name(&self) -> Option<&str> {
+        match self.scopes.first()?.1.identity_config().source() {
+            rails_session::IdentitySource::RailsAuthentication(auth) => Some(auth.cookie_name()),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for SessionSettings {

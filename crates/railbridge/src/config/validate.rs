@@ -422,7 +422,7 @@ fn rails_file_value(r: &RawRails, key: &str) -> Option<String> {
         "auth_sessions_table" => s(&r.auth_sessions_table),
         "auth_cache_ttl" => r.auth_cache_ttl.map(|n| n.to_string()),
         "auth_on_error" => s(&r.auth_on_error),
-        "database_url" => s(&r.database_url),
+        "database_url" => r.database_url.as_ref().map(|u| u.0.clone()),
         "auth_sessions_url" => s(&r.auth_sessions_url),
         _ => None,
     }

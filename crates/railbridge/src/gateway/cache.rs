@@ -3,22 +3,63 @@
 //! value as sent, so a lookup needs no key to be built.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::IdentityList;
 
-/// Identity headers by session cookie value.
-pub(crate) type IdentityCache = moka::sync::Cache<String, IdentityList, TailHash>;
+/// Identity headers by session cookie value, each entry living `ttl` from when its identity was read — not from
+/// when the response came back (an upstream may take seconds; a sign-out must show within `ttl` all the same).
+#[derive(Clone, Debug)]
+pub(crate) struct IdentityCache {
+    entries: moka::sync::Cache<String, Cached, TailHash>,
+    ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+struct Cached {
+    identity: IdentityList,
+    until: Instant,
+}
+
+/// Each entry expires at its own deadline.
+struct Deadline;
+
+impl moka::Expiry<String, Cached> for Deadline {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Cached,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.until.saturating_duration_since(created_at))
+    }
+}
+
+impl IdentityCache {
+    pub(crate) fn get(&self, key: &str) -> Option<IdentityList> {
+        // The deadline is checked here too: moka's expiry is exact only to its own clock's resolution.
+        self.entries.get(key).filter(|c| Instant::now() < c.until).map(|c| c.identity)
+    }
+
+    /// Remembers `identity`, read at `read_at`, until `read_at + ttl`; nothing when that has passed.
+    pub(crate) fn insert(&self, key: String, identity: IdentityList, read_at: Instant) {
+        let until = read_at + self.ttl;
+        if Instant::now() < until {
+            self.entries.insert(key, Cached { identity, until });
+        }
+    }
+}
 
 /// Most sessions a route remembers.
 const CAPACITY: u64 = 10_000;
 
 /// A route's identity cache, entries living `ttl`.
 pub(crate) fn identity_cache(ttl: Duration) -> IdentityCache {
-    moka::sync::Cache::builder()
+    let entries = moka::sync::Cache::builder()
         .max_capacity(CAPACITY)
-        .time_to_live(ttl)
-        .build_with_hasher(TailHash { seed: RandomState::new().hash_one(0x7a11_u64) })
+        .expire_after(Deadline)
+        .build_with_hasher(TailHash { seed: RandomState::new().hash_one(0x7a11_u64) });
+    IdentityCache { entries, ttl }
 }
 
 /// How many trailing bytes of a key are hashed.
@@ -89,8 +130,22 @@ mod tests {
         let cache = identity_cache(Duration::from_secs(60));
         let tail = "t".repeat(40);
         let identity: IdentityList = std::sync::Arc::new([]);
-        cache.insert(format!("a{tail}"), identity);
+        cache.insert(format!("a{tail}"), identity, Instant::now());
         assert!(cache.get(format!("a{tail}").as_str()).is_some());
         assert!(cache.get(format!("b{tail}").as_str()).is_none());
+    }
+
+    #[test]
+    fn an_entry_lives_ttl_from_when_its_identity_was_read() {
+        let cache = identity_cache(Duration::from_millis(300));
+        let identity: IdentityList = std::sync::Arc::new([]);
+        // Read 200 ms before the response came back: 100 ms left.
+        cache.insert("k".into(), identity.clone(), Instant::now() - Duration::from_millis(200));
+        assert!(cache.get("k").is_some());
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(cache.get("k").is_none(), "expired 300 ms after the read, not after the insert");
+        // Read longer ago than the TTL: not remembered at all.
+        cache.insert("old".into(), identity, Instant::now() - Duration::from_millis(400));
+        assert!(cache.get("old").is_none());
     }
 }

@@ -50,6 +50,8 @@ pub(crate) struct Forward<'a> {
     pub(crate) trusted: bool,
     /// The session cookie's name, withheld unless the route forwards it.
     pub(crate) cookie_name: Option<&'a str>,
+    /// Rails 8 authentication's signed cookie, removed with the session cookie.
+    pub(crate) login_cookie_name: Option<&'a str>,
 }
 
 impl Forward<'_> {
@@ -69,7 +71,7 @@ impl Forward<'_> {
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers, upgrade);
         if !self.route.forward_session_cookie {
-            if let Some(name) = self.cookie_name {
+            for name in [self.cookie_name, self.login_cookie_name].into_iter().flatten() {
                 remove_cookie(headers, name);
             }
         }

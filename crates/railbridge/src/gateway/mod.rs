@@ -191,6 +191,10 @@ impl State {
     fn cookie_name(&self) -> Option<&str> {
         self.config.session.as_ref().map(|s| s.cookie_name())
     }
+
+    fn login_cookie_name(&self) -> Option<&str> {
+        self.config.session.as_ref().and_then(|s| s.login_cookie_name())
+    }
 }
 
 /// Numbers the configurations (see [`State::pool`]).
@@ -498,6 +502,7 @@ async fn send(
         peer,
         trusted: state.trusted(peer),
         cookie_name: state.cookie_name(),
+        login_cookie_name: state.login_cookie_name(),
     };
     match forward.send(req, identity).await {
         Ok(r) => r,
@@ -546,7 +551,19 @@ async fn proxy(
     let cookie = cache
         .and_then(|_| session_cookie_raw(req.headers(), login_cookie))
         .filter(|c| !c.is_empty());
-    if let (Some(cache), Some(cookie)) = (cache, cookie) {
+    // A Rails 8 authentication login is the signed cookie; the session cookie joins the key because identity
+    // fields may come from the session (`session.locale`).
+    let cookie: Option<std::borrow::Cow<'_, str>> = cookie.map(|c| {
+        if login_cookie == session_layer.config().key() {
+            std::borrow::Cow::Borrowed(c)
+        } else {
+            let session =
+                session_cookie_raw(req.headers(), session_layer.config().key()).unwrap_or_default();
+            std::borrow::Cow::Owned(format!("{session}\0{c}"))
+        }
+    });
+    let read_at = std::time::Instant::now();
+    if let (Some(cache), Some(cookie)) = (cache, cookie.as_deref()) {
         if let Some(identity) = cache.get(cookie) {
             rs.metrics.auth(Outcome::SignedIn);
             return match mode {
@@ -555,7 +572,7 @@ async fn proxy(
             };
         }
     }
-    let cache_key = cookie.map(str::to_owned);
+    let cache_key = cookie.map(std::borrow::Cow::into_owned);
     let handler =
         RouteHandler { state: state.clone(), route: rs.clone(), policy, peer: peer.clone(), mode };
     let service = session_layer.layer(handler);
@@ -577,7 +594,7 @@ async fn proxy(
         if let (false, Some(identity), Some(cache), Some(key)) =
             (written_by_gateway, handled.identity, cache, cache_key)
         {
-            cache.insert(key, identity);
+            cache.insert(key, identity, read_at);
         }
     }
     response

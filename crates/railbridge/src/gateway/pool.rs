@@ -485,6 +485,7 @@ mod tests {
             peer: &peer,
             trusted: false,
             cookie_name: None,
+            login_cookie_name: None,
         };
         for _ in 0..3 {
             let response = forward.send(request(&up), &[]).await.unwrap();

@@ -8,7 +8,6 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::Row as _;
 use tokio::sync::OnceCell;
 
 use super::rails_authentication::FindAuthSession;
@@ -28,6 +27,9 @@ pub enum DatabaseError {
     /// The row's `user_id` is neither an Integer nor a String.
     #[error("the sessions row's user id has a type this reader does not know")]
     UserIdType,
+    /// The thread that runs the database connections could not be started.
+    #[error("cannot start the database thread: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// `Session.find_by(id:)&.user_id` over the Rails app's database, read-only, through a small pool: the connection
@@ -47,28 +49,82 @@ pub enum DatabaseError {
 /// ```
 pub struct DatabaseAuthSessions {
     options: Options,
-    pool: OnceCell<Pool>,
+    pool: OnceCell<Option<Pool>>,
+    /// The runtime the pool lives on (see [`Io`]).
+    io: OnceCell<Io>,
+    /// `SELECT user_id … WHERE id = ?` for Integer ids.
     query: String,
+    /// The same for String ids (UUID keys): on PostgreSQL the id column is compared as text, so that one query
+    /// serves `uuid`, `varchar` and `bigint` keys alike.
+    query_text: String,
     timeout: Duration,
     max_connections: u32,
 }
 
+#[derive(Clone)]
 enum Options {
     Sqlite(SqliteConnectOptions),
     Postgres(PgConnectOptions),
     MySql(MySqlConnectOptions),
 }
 
+#[derive(Clone)]
 enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
     MySql(MySqlPool),
 }
 
+/// A thread of its own running the pool's connections. A service may run several tokio runtimes (the gateway runs
+/// one per worker thread), and a socket belongs to the runtime that opened it: a pool shared between runtimes would
+/// make one worker's lookups wait for another worker's event loop, and break when that runtime ends. Lookups are
+/// handed to this runtime and awaited from any other. The thread ends when the `DatabaseAuthSessions` is dropped.
+struct Io {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Io {
+    fn start() -> Result<Io, DatabaseError> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, handle) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("rails-session-db".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => {
+                        let _ = ready.send(Ok(rt.handle().clone()));
+                        // Runs (and drives the connections) until the owner goes away.
+                        rt.block_on(async {
+                            let _ = stopped.await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            })
+            .map_err(DatabaseError::Runtime)?;
+        let handle = handle
+            .recv()
+            .map_err(|_| {
+                DatabaseError::Runtime(std::io::Error::other("the database thread ended"))
+            })?
+            .map_err(DatabaseError::Runtime)?;
+        Ok(Io { handle, _stop: stop })
+    }
+}
+
+fn thread_ended() -> DatabaseError {
+    DatabaseError::Runtime(std::io::Error::other("the database thread ended"))
+}
+
 impl DatabaseAuthSessions {
-    /// Rails' `DATABASE_URL`: `sqlite3:path` (relative to the working directory) or `sqlite3:///absolute/path`,
-    /// `postgres://…` / `postgresql://…`, `mysql2://…` (or `mysql://…`). The table is `sessions` with columns `id`
-    /// and `user_id`; the timeout 2 s.
+    /// Rails' `DATABASE_URL`: `sqlite3:path` (relative to this process's working directory, where Rails resolves it
+    /// from `Rails.root`: give an absolute path) or `sqlite3:///absolute/path`, `postgres://…` / `postgresql://…`,
+    /// `mysql2://…` / `trilogy://…` (or `mysql://…`). The table is `sessions` with columns `id` and `user_id`; the
+    /// timeout 2 s. PostgreSQL connections ask for read-only transactions with a startup parameter, which PgBouncer
+    /// refuses unless it lists `options` in `ignore_startup_parameters`.
     pub fn from_database_url(url: &str) -> Result<Self, ConfigError> {
         let bad = |why: String| ConfigError::invalid("DATABASE_URL", why);
         let options = if let Some(path) =
@@ -89,8 +145,10 @@ impl DatabaseAuthSessions {
                 .map_err(|e| bad(format!("not a PostgreSQL URL: {e}")))?;
             // Every transaction read-only, on the server's side too.
             Options::Postgres(o.options([("default_transaction_read_only", "on")]))
-        } else if let Some(rest) =
-            url.strip_prefix("mysql2://").or_else(|| url.strip_prefix("mysql://"))
+        } else if let Some(rest) = url
+            .strip_prefix("mysql2://")
+            .or_else(|| url.strip_prefix("trilogy://"))
+            .or_else(|| url.strip_prefix("mysql://"))
         {
             let o = MySqlConnectOptions::from_str(&format!("mysql://{rest}"))
                 .map_err(|e| bad(format!("not a MySQL URL: {e}")))?;
@@ -104,7 +162,9 @@ impl DatabaseAuthSessions {
         let mut this = DatabaseAuthSessions {
             options,
             pool: OnceCell::new(),
+            io: OnceCell::new(),
             query: String::new(),
+            query_text: String::new(),
             timeout: Duration::from_secs(2),
             max_connections: 5,
         };
@@ -143,12 +203,24 @@ impl DatabaseAuthSessions {
         let q = |s: &str| {
             s.split('.').map(|p| format!("{quote}{p}{quote}")).collect::<Vec<_>>().join(".")
         };
-        self.query = format!(
-            "SELECT {} FROM {} WHERE {} = {placeholder} LIMIT 1",
-            q(user_id),
-            q(table),
-            q(id)
-        );
+        // PostgreSQL: the user id is read as text, whatever its type (bigint, uuid); the other databases convert
+        // it themselves.
+        let user = match self.options {
+            Options::Postgres(_) => format!("{}::text", q(user_id)),
+            _ => q(user_id),
+        };
+        self.query =
+            format!("SELECT {user} FROM {} WHERE {} = {placeholder} LIMIT 1", q(table), q(id));
+        self.query_text = match self.options {
+            Options::Postgres(_) => {
+                format!(
+                    "SELECT {user} FROM {} WHERE {}::text = {placeholder} LIMIT 1",
+                    q(table),
+                    q(id)
+                )
+            }
+            _ => self.query.clone(),
+        };
         Ok(self)
     }
 
@@ -176,65 +248,100 @@ impl DatabaseAuthSessions {
         }
     }
 
-    async fn pool(&self) -> &Pool {
-        self.pool
+    async fn io(&self) -> Result<&Io, DatabaseError> {
+        self.io.get_or_try_init(|| async { Io::start() }).await
+    }
+
+    async fn pool(&self) -> Result<Pool, DatabaseError> {
+        let io = self.io().await?;
+        let pool = self
+            .pool
             .get_or_init(|| async {
-                let (n, t) = (self.max_connections, self.timeout);
-                // Lazy: connections are made by the queries, each within the timeout.
-                match &self.options {
-                    Options::Sqlite(o) => Pool::Sqlite(
-                        SqlitePoolOptions::new()
-                            .max_connections(n)
-                            .acquire_timeout(t)
-                            .connect_lazy_with(o.clone()),
-                    ),
-                    Options::Postgres(o) => Pool::Postgres(
-                        PgPoolOptions::new()
-                            .max_connections(n)
-                            .acquire_timeout(t)
-                            .connect_lazy_with(o.clone()),
-                    ),
-                    Options::MySql(o) => Pool::MySql(
-                        MySqlPoolOptions::new()
-                            .max_connections(n)
-                            .acquire_timeout(t)
-                            .connect_lazy_with(o.clone()),
-                    ),
-                }
+                let (n, t, options) = (self.max_connections, self.timeout, self.options.clone());
+                // Made on the database thread: the pool's own tasks run there. Lazy: connections are made by the
+                // queries, each within the timeout.
+                let made = io.handle.spawn(async move {
+                    match options {
+                        Options::Sqlite(o) => Pool::Sqlite(
+                            SqlitePoolOptions::new()
+                                .max_connections(n)
+                                .acquire_timeout(t)
+                                .connect_lazy_with(o),
+                        ),
+                        Options::Postgres(o) => Pool::Postgres(
+                            PgPoolOptions::new()
+                                .max_connections(n)
+                                .acquire_timeout(t)
+                                .connect_lazy_with(o),
+                        ),
+                        Options::MySql(o) => Pool::MySql(
+                            MySqlPoolOptions::new()
+                                .max_connections(n)
+                                .acquire_timeout(t)
+                                .connect_lazy_with(o),
+                        ),
+                    }
+                });
+                made.await.ok()
             })
-            .await
+            .await;
+        pool.clone().ok_or_else(thread_ended)
     }
 
     /// Connects and runs the lookup once (for `railbridge serve --check`): `Ok` when the table answers.
     pub async fn check(&self) -> Result<(), DatabaseError> {
-        self.user_of_session(&UserId::Integer(0)).await.map(|_| ())
+        // A String id: compared as text on PostgreSQL, it fits any key type.
+        self.user_of_session(&UserId::String("0".into())).await.map(|_| ())
     }
 
     async fn lookup(&self, session: &UserId) -> Result<Option<UserId>, DatabaseError> {
-        macro_rules! run {
-            ($pool:expr) => {{
-                let query = sqlx::query(&self.query);
-                let query = match session {
-                    UserId::Integer(i) => query.bind(*i),
-                    UserId::String(s) => query.bind(s.as_str()),
-                };
-                match query.fetch_optional($pool).await? {
-                    None => None,
-                    Some(row) => Some(if let Ok(i) = row.try_get::<i64, _>(0) {
-                        UserId::Integer(i)
-                    } else if let Ok(s) = row.try_get::<String, _>(0) {
-                        UserId::String(s)
-                    } else {
-                        return Err(DatabaseError::UserIdType);
-                    }),
-                }
-            }};
-        }
-        Ok(match self.pool().await {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::MySql(p) => run!(p),
-        })
+        let pool = self.pool().await?;
+        let io = self.io().await?;
+        let query = match session {
+            UserId::Integer(_) => self.query.clone(),
+            UserId::String(_) => self.query_text.clone(),
+        };
+        let session = session.clone();
+        let run = io.handle.spawn(async move {
+            macro_rules! run {
+                ($pool:expr, $row:ty) => {{
+                    let q = sqlx::query(&query);
+                    let q = match &session {
+                        UserId::Integer(i) => q.bind(*i),
+                        UserId::String(s) => q.bind(s.clone()),
+                    };
+                    let row: Option<$row> = q.fetch_optional($pool).await?;
+                    match row {
+                        None => None,
+                        Some(row) => user_id(&row)?,
+                    }
+                }};
+            }
+            Ok::<_, DatabaseError>(match &pool {
+                Pool::Sqlite(p) => run!(p, sqlx::sqlite::SqliteRow),
+                Pool::Postgres(p) => run!(p, sqlx::postgres::PgRow),
+                Pool::MySql(p) => run!(p, sqlx::mysql::MySqlRow),
+            })
+        });
+        run.await.map_err(|_| thread_ended())?
+    }
+}
+
+/// The row's `user_id`: an Integer, a String (UUID keys), or NULL — a row that names no user is no login.
+fn user_id<R: sqlx::Row>(row: &R) -> Result<Option<UserId>, DatabaseError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    if let Ok(v) = row.try_get::<Option<i64>, _>(0) {
+        return Ok(v.map(UserId::Integer));
+    }
+    match row.try_get::<Option<String>, _>(0) {
+        // PostgreSQL reads it as text: an integer id comes back as its digits.
+        Ok(Some(s)) => Ok(Some(s.parse::<i64>().map_or(UserId::String(s), UserId::Integer))),
+        Ok(None) => Ok(None),
+        Err(_) => Err(DatabaseError::UserIdType),
     }
 }
 
@@ -279,7 +386,10 @@ mod tests {
         assert_eq!(q("sqlite3:///var/app/db.sqlite3").unwrap().0, "sqlite");
         assert_eq!(
             q("postgresql://u:p@127.0.0.1:5432/app").unwrap(),
-            ("postgres", r#"SELECT "user_id" FROM "sessions" WHERE "id" = $1 LIMIT 1"#.to_owned())
+            (
+                "postgres",
+                r#"SELECT "user_id"::text FROM "sessions" WHERE "id" = $1 LIMIT 1"#.to_owned()
+            )
         );
         assert_eq!(
             q("mysql2://u:p@127.0.0.1/app").unwrap(),
@@ -290,6 +400,58 @@ mod tests {
         }
         let d = DatabaseAuthSessions::from_database_url("postgres://u:secret@h/app").unwrap();
         assert!(!format!("{d:?}").contains("secret"));
+    }
+
+    #[test]
+    fn postgresql_keys_of_any_type_and_rows_without_a_user() {
+        let Some(pg) = testkit::Postgres::start() else { return };
+        pg.psql(
+            "CREATE TABLE sessions (id bigserial PRIMARY KEY, user_id bigint);
+             INSERT INTO sessions (id, user_id) VALUES (7, 1), (8, NULL);
+             CREATE TABLE uuid_sessions (id uuid PRIMARY KEY, user_id uuid NOT NULL);
+             INSERT INTO uuid_sessions VALUES ('6f1c2f8e-2b1a-4c57-9e0f-1d2c3b4a5f60', '0b7c4d9a-8e2f-4a13-b6d5-7c8e9f0a1b2c');",
+        );
+        block_on(async {
+            let db = DatabaseAuthSessions::from_database_url(&pg.url()).unwrap();
+            assert_eq!(db.user_of_session(&7.into()).await.unwrap(), Some(1.into()));
+            assert_eq!(
+                db.user_of_session(&8.into()).await.unwrap(),
+                None,
+                "NULL user_id: no login"
+            );
+            assert_eq!(db.user_of_session(&"7".into()).await.unwrap(), Some(1.into()));
+            db.check().await.unwrap();
+            let uuid = DatabaseAuthSessions::from_database_url(&pg.url())
+                .unwrap()
+                .table("uuid_sessions", "id", "user_id")
+                .unwrap();
+            assert_eq!(
+                uuid.user_of_session(&"6f1c2f8e-2b1a-4c57-9e0f-1d2c3b4a5f60".into()).await.unwrap(),
+                Some("0b7c4d9a-8e2f-4a13-b6d5-7c8e9f0a1b2c".into())
+            );
+            assert_eq!(uuid.user_of_session(&"not-a-uuid".into()).await.unwrap(), None);
+            uuid.check().await.unwrap();
+        });
+        // Lookups from several runtimes at once (the gateway runs one per worker): the pool lives on its own thread.
+        let db = std::sync::Arc::new(DatabaseAuthSessions::from_database_url(&pg.url()).unwrap());
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    block_on(async {
+                        for _ in 0..20 {
+                            assert_eq!(
+                                db.user_of_session(&7.into()).await.unwrap(),
+                                Some(1.into())
+                            );
+                        }
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     #[test]

@@ -273,6 +273,7 @@ impl fmt::Debug for Identity {
             .field("id", &self.id)
             .field("scope", &self.scope())
             .field("authenticatable_salt", &self.salt.as_ref().map(|_| "[redacted]"))
+            .field("auth_session", &self.auth_session)
             .finish()
     }
 }

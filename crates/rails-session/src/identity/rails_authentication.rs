@@ -128,8 +128,24 @@ impl PartialEq for RailsAuthentication {
 
 impl Eq for RailsAuthentication {}
 
-/// `resume_session`: the signed cookie, then the row.
+/// What one request found, so that the guard and the extractors of one request make one lookup and agree.
+#[derive(Clone)]
+struct Resolved(Result<Option<Identity>, AuthError>);
+
+/// `resume_session`: the signed cookie, then the row — once per request.
 pub(crate) async fn identity(
+    session: &Session,
+    auth: &RailsAuthentication,
+) -> Result<Option<Identity>, AuthError> {
+    if let Some(Resolved(done)) = session.memo::<Resolved>() {
+        return done;
+    }
+    let result = lookup(session, auth).await;
+    session.set_memo(Resolved(result.clone()));
+    result
+}
+
+async fn lookup(
     session: &Session,
     auth: &RailsAuthentication,
 ) -> Result<Option<Identity>, AuthError> {

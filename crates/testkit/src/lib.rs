@@ -1,6 +1,7 @@
 //! Test-only: starts the real components railbridge's tests run against — the Rails 6.1 + Devise app (Debian
 //! bookworm's Ruby), the Rails 7.2 app (Debian trixie's, in the root `interop/trixie/setup.sh` makes), nginx,
-//! PostgreSQL (a throwaway cluster of Debian's `postgresql`, see [`Postgres`]) — each on a free loopback port, with
+//! PostgreSQL (a throwaway cluster of Debian's `postgresql`, see [`Postgres`]), Redis and memcached (empty servers
+//! of Debian's `redis-server` and `memcached`, see [`Redis`] and [`Memcached`]) — each on a free loopback port, with
 //! its log kept in a temporary directory and printed when the test fails, and stops them by process group when
 //! dropped (a chroot'ed Rails is several processes deep).
 //!
@@ -27,7 +28,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+mod kv;
 mod postgres;
+pub use kv::{Memcached, Redis};
 pub use postgres::Postgres;
 
 /// The repository's root.

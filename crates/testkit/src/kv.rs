@@ -59,7 +59,7 @@ impl Redis {
             request.extend_from_slice(w);
             request.extend_from_slice(b"\r\n");
         }
-        exchange(self.port(), &request, |reply| resp_complete(reply))
+        exchange(self.port(), &request, resp_complete)
     }
 }
 

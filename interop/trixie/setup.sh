@@ -8,7 +8,9 @@
 set -euo pipefail
 
 ROOT="${RAILBRIDGE_TRIXIE_ROOT:-/var/cache/railbridge/trixie}"
-MIRROR="${RAILBRIDGE_TRIXIE_MIRROR:-http://deb.debian.org/debian}"
+# debootstrap's own default mirror (Debian's package registry) unless RAILBRIDGE_TRIXIE_MIRROR names another.
+MIRROR=("${RAILBRIDGE_TRIXIE_MIRROR:-}")
+[[ -z "${MIRROR[0]}" ]] && MIRROR=()
 MARKER="$ROOT/.railbridge-ready"
 PACKAGES=(ruby ruby-rails ruby-msgpack ruby-sqlite3 ruby-bcrypt ruby-pg puma ruby-webrick curl ca-certificates)
 
@@ -50,7 +52,7 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 echo "debootstrap trixie into $ROOT ..."
-debootstrap --variant=minbase trixie "$ROOT" "$MIRROR"
+debootstrap --variant=minbase trixie "$ROOT" "${MIRROR[@]}"
 
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 mount -t proc proc "$ROOT/proc"

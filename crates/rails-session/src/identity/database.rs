@@ -431,6 +431,15 @@ mod tests {
             );
             assert_eq!(uuid.user_of_session(&"not-a-uuid".into()).await.unwrap(), None);
             uuid.check().await.unwrap();
+            // What `railbridge serve --check` runs, through the cache.
+            let table = DatabaseAuthSessions::from_database_url(&pg.url())
+                .unwrap()
+                .table("uuid_sessions", "id", "user_id")
+                .unwrap();
+            let auth = crate::identity::RailsAuthentication::new(
+                crate::identity::CachedAuthSessions::new(table, 10, Duration::from_secs(2)),
+            );
+            auth.check().await.unwrap();
         });
         // Lookups from several runtimes at once (the gateway runs one per worker): the pool lives on its own thread.
         let db = std::sync::Arc::new(DatabaseAuthSessions::from_database_url(&pg.url()).unwrap());

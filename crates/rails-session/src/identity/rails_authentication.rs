@@ -103,9 +103,10 @@ impl RailsAuthentication {
     }
 
     /// Runs one lookup (of a row id no generator writes) to see that the sessions can be read: for start-up
-    /// checks such as `railbridge serve --check`.
+    /// checks such as `railbridge serve --check`. The id is a String, which the database reader compares as text
+    /// on PostgreSQL, so the check fits integer and UUID keys alike.
     pub async fn check(&self) -> Result<(), String> {
-        self.sessions.user_of_session(&UserId::Integer(0)).await.map(|_| ())
+        self.sessions.user_of_session(&UserId::String("0".into())).await.map(|_| ())
     }
 }
 

@@ -401,6 +401,13 @@ impl SessionConfig {
     pub fn identity_config(&self) -> &IdentityConfig {
         &self.identity
     }
+
+    /// The cookie whose value names the login: Rails 8 authentication's signed cookie, otherwise the session
+    /// cookie (Devise and session keys live in the session).
+    #[must_use]
+    pub fn login_cookie_name(&self) -> &str {
+        self.identity.login_cookie().unwrap_or(&self.key)
+    }
 }
 
 impl fmt::Debug for SessionConfig {

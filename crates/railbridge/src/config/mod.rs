@@ -230,10 +230,7 @@ impl SessionSettings {
 
     /// The signed cookie of a Rails 8 authentication login: a bearer credential, like the session cookie.
     pub(crate) fn login_cookie_name(&self) -> Option<&str> {
-        match self.scopes.first()?.1.identity_config().source() {
-            rails_session::IdentitySource::RailsAuthentication(auth) => Some(auth.cookie_name()),
-            _ => None,
-        }
+        self.scopes.first()?.1.identity_config().login_cookie()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use http::{HeaderName, HeaderValue};
 use rails_session::rails_cookie::Value;
-use rails_session::{ApiUser, AuthError, Identity, IdentitySource, Session};
+use rails_session::{ApiUser, AuthError, Identity, Session};
 use serde_json::Value as Json;
 
 use super::headers::{
@@ -110,11 +110,7 @@ pub(crate) async fn resolve(
             (Outcome::SignedIn, Some(Resolved { identity, session_hash, user }))
         }
         Ok(None) => {
-            let login_cookie = match session.config().identity_config().source() {
-                IdentitySource::RailsAuthentication(auth) => auth.cookie_name(),
-                _ => session.config().key(),
-            };
-            let outcome = if !has_cookie(headers, login_cookie) {
+            let outcome = if !has_cookie(headers, session.config().login_cookie_name()) {
                 Outcome::NoCookie
             } else if session.exists().await {
                 Outcome::NoUser

@@ -543,10 +543,7 @@ async fn proxy(
     // The same cookie on the same route, seen moments ago and needing no refresh: same identity, no decryption.
     // For Rails 8 authentication logins the cookie that names the login is the signed one, and this cache (with
     // RAILS_AUTH_CACHE_TTL) is the only cache of its `sessions` lookups.
-    let login_cookie = match session_layer.config().identity_config().source() {
-        rails_session::IdentitySource::RailsAuthentication(auth) => auth.cookie_name(),
-        _ => session_layer.config().key(),
-    };
+    let login_cookie = session_layer.config().login_cookie_name();
     let cache = rs.identity_cache.as_ref();
     let cookie = cache
         .and_then(|_| session_cookie_raw(req.headers(), login_cookie))

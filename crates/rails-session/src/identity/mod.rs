@@ -160,6 +160,16 @@ impl IdentityConfig {
     pub fn source(&self) -> &IdentitySource {
         &self.source
     }
+
+    /// The cookie of its own that carries the login, beside the session cookie: Rails 8 authentication's signed
+    /// `session_id`. `None` for logins kept in the session.
+    #[must_use]
+    pub fn login_cookie(&self) -> Option<&str> {
+        match &self.source {
+            IdentitySource::RailsAuthentication(auth) => Some(auth.cookie_name()),
+            _ => None,
+        }
+    }
 }
 
 /// `warden.user.<scope>.key` and `warden.user.<scope>.session` of one scope.

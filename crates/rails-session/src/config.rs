@@ -402,6 +402,24 @@ impl SessionConfig {
         &self.identity
     }
 
+    /// `RAILS_AUTH_CACHE_TTL` as `lookup` gives it: how long a Rails 8 authentication lookup is reused (default
+    /// 2 s, at most 60: a sign-out in Rails must show within it). For services that keep that cache themselves.
+    pub fn rails_auth_cache_ttl(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Duration, ConfigError> {
+        let ttl = match lookup("RAILS_AUTH_CACHE_TTL").filter(|v| !v.trim().is_empty()) {
+            Some(v) => Duration::from_secs(parse_secs("RAILS_AUTH_CACHE_TTL", &v)?),
+            None => Duration::from_secs(2),
+        };
+        if ttl > Duration::from_secs(60) {
+            return Err(ConfigError::invalid(
+                "RAILS_AUTH_CACHE_TTL",
+                "at most 60 seconds: a sign-out in Rails must show here within it",
+            ));
+        }
+        Ok(ttl)
+    }
+
     /// The cookie whose value names the login: Rails 8 authentication's signed cookie, otherwise the session
     /// cookie (Devise and session keys live in the session).
     #[must_use]
@@ -448,16 +466,7 @@ fn parse_secs(setting: &'static str, v: &str) -> Result<u64, ConfigError> {
 fn rails_authentication(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<IdentityConfig, ConfigError> {
-    let ttl = match get("RAILS_AUTH_CACHE_TTL") {
-        Some(v) => Duration::from_secs(parse_secs("RAILS_AUTH_CACHE_TTL", &v)?),
-        None => Duration::from_secs(2),
-    };
-    if ttl > Duration::from_secs(60) {
-        return Err(ConfigError::invalid(
-            "RAILS_AUTH_CACHE_TTL",
-            "at most 60 seconds: a sign-out in Rails must show here within it",
-        ));
-    }
+    let ttl = SessionConfig::rails_auth_cache_ttl(get)?;
     let on_error = match get("RAILS_AUTH_ON_ERROR").as_deref().map(str::trim) {
         None | Some("503") => OnLoaderError::ServiceUnavailable,
         Some("signed-out") => OnLoaderError::SignedOut,

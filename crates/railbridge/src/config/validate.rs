@@ -468,22 +468,7 @@ fn session(
     let rails_authentication =
         configured("RAILS_AUTH").is_some_and(|a| a.trim() == "rails-authentication");
     let login_cache_ttl = if rails_authentication {
-        let secs = match configured("RAILS_AUTH_CACHE_TTL") {
-            Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                ConfigError::invalid(
-                    "rails.auth_cache_ttl (RAILS_AUTH_CACHE_TTL)",
-                    "not a number of seconds",
-                )
-            })?,
-            None => 2,
-        };
-        if secs > 60 {
-            return Err(ConfigError::invalid(
-                "rails.auth_cache_ttl (RAILS_AUTH_CACHE_TTL)",
-                "at most 60 seconds: a sign-out in Rails must show here within it",
-            ));
-        }
-        Some(Duration::from_secs(secs))
+        Some(SessionConfig::rails_auth_cache_ttl(configured).map_err(|e| rails_error(&e))?)
     } else {
         None
     };
@@ -795,6 +780,12 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(source(&c), rails_session::IdentitySource::RailsAuthentication(_)));
+        let ttl = "[rails]\nauth = \"rails-authentication\"\ndatabase_url = \"sqlite3:x\"\nauth_cache_ttl = 600\n";
+        let e = with(ttl, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("rails.auth_cache_ttl (RAILS_AUTH_CACHE_TTL)") && e.contains("60"),
+            "{e}"
+        );
         let e = with("", &[("RAILS_AUTH", "rails-authentication")]).unwrap_err().to_string();
         assert!(e.contains("DATABASE_URL") && e.contains("database_url"), "{e}");
         let e = with("", &[("RAILS_AUTH", "cas")]).unwrap_err().to_string();

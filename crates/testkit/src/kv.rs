@@ -3,11 +3,10 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{free_port, skip_live, Component};
+use crate::{free_port, program, Component};
 
 /// A Redis server: no persistence, no protected mode, on 127.0.0.1 only.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ impl Redis {
     /// fails the test with what to install).
     #[must_use]
     pub fn start() -> Option<Redis> {
-        let bin = find("redis-server", "apt-get install redis-server")?;
+        let bin = program("redis-server", "apt-get install redis-server")?;
         let port = free_port();
         let mut c = Command::new(bin);
         c.args([
@@ -73,7 +72,7 @@ impl Memcached {
     /// Starts one; `None` when `memcached` is missing and live tests are skipped.
     #[must_use]
     pub fn start() -> Option<Memcached> {
-        let bin = find("memcached", "apt-get install memcached")?;
+        let bin = program("memcached", "apt-get install memcached")?;
         let port = free_port();
         let mut c = Command::new(bin);
         c.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-m", "64"]);
@@ -107,19 +106,6 @@ impl Memcached {
                 || (reply.starts_with(b"VERSION ") && reply.ends_with(b"\r\n"))
         })
     }
-}
-
-fn find(name: &str, hint: &str) -> Option<String> {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
-        let path = format!("{dir}/{name}");
-        if Path::new(&path).exists() {
-            return Some(path);
-        }
-    }
-    if skip_live() {
-        return None;
-    }
-    panic!("{name} is not installed ({hint}, or set RAILBRIDGE_SKIP_LIVE=1)");
 }
 
 /// Writes `request` and reads until `done` says the reply is whole (5 s at most).

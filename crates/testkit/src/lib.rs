@@ -381,6 +381,21 @@ impl RailsApp {
     }
 }
 
+/// A Debian package's program: its path, or `None` when it is missing and live tests are skipped (otherwise a
+/// missing install fails the test, saying what to install).
+pub(crate) fn program(name: &str, hint: &str) -> Option<String> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin"] {
+        let path = format!("{dir}/{name}");
+        if Path::new(&path).exists() {
+            return Some(path);
+        }
+    }
+    if skip_live() {
+        return None;
+    }
+    panic!("{name} is not installed ({hint}, or set RAILBRIDGE_SKIP_LIVE=1)");
+}
+
 /// Debian's nginx (`nginx-light`) as a non-daemon child with a temporary prefix.
 #[derive(Debug)]
 pub struct Nginx;
@@ -390,14 +405,7 @@ impl Nginx {
     /// as its only server, listening on 127.0.0.1. `None` when nginx is missing and live tests are skipped.
     #[must_use]
     pub fn start(server_body: &str) -> Option<Component> {
-        let Some(bin) =
-            ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists())
-        else {
-            if skip_live() {
-                return None;
-            }
-            panic!("nginx is not installed (Debian: apt-get install nginx-light); set RAILBRIDGE_SKIP_LIVE=1 to skip");
-        };
+        let bin = program("nginx", "apt-get install nginx-light")?;
         let dir = TempDir::new("nginx");
         let port = free_port();
         let d = dir.path().display();

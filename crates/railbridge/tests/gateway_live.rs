@@ -82,23 +82,28 @@ impl Browser {
 
     /// Signs in through the real Devise form at `base` (the gateway, which proxies to Rails).
     pub(crate) async fn sign_in(&mut self, base: &str, email: &str, password: &str) {
-        let form = self.get(&format!("{base}/users/sign_in")).await;
-        assert_eq!(form.status, 200, "{}", form.body);
-        let at = form.body.find("name=\"authenticity_token\"").expect("authenticity_token field");
-        let rest = &form.body[at..];
+        let url = format!("{base}/users/sign_in");
+        self.sign_in_form(&url, &url, &[("user[email]", email), ("user[password]", password)])
+            .await;
+    }
+
+    /// Fetches a Rails sign-in form (for its cookie and `authenticity_token`), posts `fields` with the token to
+    /// `action` and expects the redirect of a successful sign-in.
+    pub(crate) async fn sign_in_form(&mut self, form: &str, action: &str, fields: &[(&str, &str)]) {
+        let page = self.get(form).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let at = page.body.find("name=\"authenticity_token\"").expect("authenticity_token field");
+        let rest = &page.body[at..];
         let v = rest.find("value=\"").unwrap() + 7;
         let token = rest[v..v + rest[v..].find('"').unwrap()].to_owned();
         let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs([
-                ("authenticity_token", token.as_str()),
-                ("user[email]", email),
-                ("user[password]", password),
-            ])
+            .append_pair("authenticity_token", &token)
+            .extend_pairs(fields)
             .finish();
         let done = self
             .send(
                 client()
-                    .post(format!("{base}/users/sign_in"))
+                    .post(action)
                     .header("accept", "text/html")
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body),

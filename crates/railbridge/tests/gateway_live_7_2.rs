@@ -23,29 +23,8 @@ fn rails_7_2(auth: &str, database_url: Option<&str>) -> testkit::Component {
 
 /// Signs in through the 7.2 app's form (directly at Rails; the cookies are the browser's, whatever the port).
 async fn sign_in(b: &mut Browser, rails: &testkit::Component, email: &str, password: &str) {
-    let form = b.get(&rails.url("/session/new")).await;
-    assert_eq!(form.status, 200, "{}", form.body);
-    let at = form.body.find("name=\"authenticity_token\"").expect("authenticity_token field");
-    let rest = &form.body[at..];
-    let v = rest.find("value=\"").unwrap() + 7;
-    let token = rest[v..v + rest[v..].find('"').unwrap()].to_owned();
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("authenticity_token", token.as_str()),
-            ("email_address", email),
-            ("password", password),
-        ])
-        .finish();
-    let done = b
-        .send(
-            client()
-                .post(rails.url("/session"))
-                .header("accept", "text/html")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-        .await;
-    assert_eq!(done.status, 302, "sign-in failed: {}", done.body);
+    let fields = [("email_address", email), ("password", password)];
+    b.sign_in_form(&rails.url("/session/new"), &rails.url("/session"), &fields).await;
 }
 
 /// Signs out at Rails (`POST /session/destroy` with the page's CSRF token).

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use rails_cookie::Value;
 
 use super::{Identity, UserId};
 use crate::session::Session;
@@ -159,10 +158,7 @@ async fn lookup(
         }
         Err(e) => {
             tracing::error!(error = %e, "authentication session lookup failed");
-            match auth.on_error {
-                OnLoaderError::ServiceUnavailable => Err(AuthError::Unavailable(e)),
-                OnLoaderError::SignedOut => Ok(None),
-            }
+            auth.on_error.outcome(e)
         }
     }
 }
@@ -188,11 +184,8 @@ fn auth_session_id(session: &Session, name: &str) -> Option<UserId> {
             return None;
         }
     };
-    match &decoded.value {
-        Value::Integer(i) => Some(UserId::Integer(*i)),
-        // UUID primary keys.
-        v => v.as_str().filter(|s| !s.is_empty()).map(|s| UserId::String(s.to_owned())),
-    }
+    // An Integer, or a String for UUID primary keys: a record id as `session[:user_id]` holds one.
+    UserId::from_value(&decoded.value)
 }
 
 #[cfg(any(feature = "user-api", feature = "database"))]

@@ -125,6 +125,16 @@ pub enum OnLoaderError {
     SignedOut,
 }
 
+impl OnLoaderError {
+    /// What a failed lookup (`error`) answers: 503, or nobody signed in.
+    pub(crate) fn outcome<T>(self, error: String) -> Result<Option<T>, AuthError> {
+        match self {
+            OnLoaderError::ServiceUnavailable => Err(AuthError::Unavailable(error)),
+            OnLoaderError::SignedOut => Ok(None),
+        }
+    }
+}
+
 /// Resolves the current user of one user type.
 pub(crate) trait ResolveUser<U>: Send + Sync + 'static {
     fn resolve<'a>(
@@ -243,12 +253,7 @@ impl<L: LoadUser> ResolveUser<L::User> for LoaderResolver<L> {
                 }
                 Err(e) => {
                     tracing::error!(user_id = %identity.id, error = %e, "user lookup failed");
-                    return match self.on_error {
-                        OnLoaderError::ServiceUnavailable => {
-                            Err(AuthError::Unavailable(e.to_string()))
-                        }
-                        OnLoaderError::SignedOut => Ok(None),
-                    };
+                    return self.on_error.outcome(e.to_string());
                 }
             };
             if identity.is_warden() {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
-use crate::value::{Hash, Packed, Value};
+use crate::value::{Hash, Packed, RubyTime, Value};
 
 /// What `ActiveSupport::JSON.encode` escapes beyond the JSON gem's own escapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,15 +76,7 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
         },
         Value::Array(items) => write_array(items.iter(), out, depth, esc)?,
         Value::Hash(h) => write_hash(h, out, depth, esc)?,
-        Value::Time(t) => {
-            if t.local().is_none() {
-                return Err(Error::serializer(
-                    "json",
-                    "a Time outside the years -9999..=9999 has no JSON form",
-                ));
-            }
-            write_str_with(&t.xmlschema(3), out, esc)
-        }
+        Value::Time(t) => write_time(t, out, esc)?,
         Value::Regexp { source, options } => {
             let src = String::from_utf8_lossy(&source.bytes);
             let flag = |bit: u8, c: char| if options & bit != 0 { Some(c) } else { None };
@@ -147,7 +139,7 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
         Value::UserMarshal { class, value } if class == "ActiveSupport::TimeWithZone" => {
             // marshal_dump is [utc_time, zone_name, local_time]; without a zone database the instant is written in UTC.
             match value.as_array().and_then(|a| a.first()) {
-                Some(Value::Time(t)) => write_str_with(&t.xmlschema(3), out, esc),
+                Some(Value::Time(t)) => write_time(t, out, esc)?,
                 _ => {
                     return Err(Error::serializer("json", "unreadable ActiveSupport::TimeWithZone"))
                 }
@@ -162,6 +154,19 @@ fn write_value(value: &Value, out: &mut String, depth: usize, esc: Escapes) -> R
             ));
         }
     }
+    Ok(())
+}
+
+/// `Time#as_json` (and TimeWithZone's, DateTime's): `xmlschema(3)`. A time without an ISO 8601 form (a year beyond
+/// ±9999) is an error, never an empty string.
+fn write_time(t: &RubyTime, out: &mut String, esc: Escapes) -> Result<()> {
+    if t.local().is_none() {
+        return Err(Error::serializer(
+            "json",
+            "a Time outside the years -9999..=9999 has no JSON form",
+        ));
+    }
+    write_str_with(&t.xmlschema(3), out, esc);
     Ok(())
 }
 
@@ -264,11 +269,7 @@ fn write_packed(p: &Packed, out: &mut String, depth: usize, esc: Escapes) -> Res
                 .and_then(|s| s.checked_add(sec))
                 .and_then(|s| s.checked_sub(i64::from(offset)))
                 .ok_or_else(no_form)?;
-            let t = crate::value::RubyTime::with_offset(local, nanos, offset);
-            if t.local().is_none() {
-                return Err(no_form());
-            }
-            write_str_with(&t.xmlschema(3), out, esc);
+            write_time(&RubyTime::with_offset(local, nanos, offset), out, esc)?;
         }
         // The instant, written in UTC: the zone's own offset would need a time zone database.
         ("ActiveSupport::TimeWithZone", [sec, nsec, _, _]) => {
@@ -276,11 +277,7 @@ fn write_packed(p: &Packed, out: &mut String, depth: usize, esc: Escapes) -> Res
             else {
                 return Err(no_form());
             };
-            let t = crate::value::RubyTime::utc(sec, nsec);
-            if t.local().is_none() {
-                return Err(no_form());
-            }
-            write_str_with(&t.xmlschema(3), out, esc);
+            write_time(&RubyTime::utc(sec, nsec), out, esc)?;
         }
         // Set and other Enumerables: their members.
         ("Set", [Value::Array(items)]) => write_array(items.iter(), out, depth, esc)?,

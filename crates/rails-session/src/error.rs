@@ -61,7 +61,10 @@ pub enum StoreError {
     /// The session could not be encoded.
     #[error("session could not be encoded: {0}")]
     Encode(#[source] rails_cookie::Error),
-    /// A backend failure (for stores with a server).
+    /// A server-side session record could not be written (a value its format cannot hold).
+    #[error("session record could not be encoded: {0}")]
+    Record(String),
+    /// A backend failure (for stores with a server): down, too slow, or answering nonsense. Answered with 503.
     #[error("session store backend: {0}")]
     Backend(String),
 }

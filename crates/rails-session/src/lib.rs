@@ -163,7 +163,11 @@ pub use identity::{
 };
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
-pub use store::{CookieStore, LoadedSession, SessionStore};
+pub use store::redact_url;
+pub use store::{
+    cache_entry, CookieStore, LoadedSession, ServerStore, SessionId, SessionStore, StoreKind,
+    StoreSerializer, StoreSettings,
+};
 #[cfg(feature = "user-api")]
 pub use user::{ApiUser, HttpUserLoader, HttpUserLoaderBuilder, UserApiError};
 pub use user::{AuthError, CurrentUser, LoadUser, OnLoaderError};

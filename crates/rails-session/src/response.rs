@@ -28,6 +28,9 @@ impl Answer {
             AuthError::Unavailable(_) => {
                 Answer::json(StatusCode::SERVICE_UNAVAILABLE, "user service unavailable")
             }
+            AuthError::SessionStoreUnavailable(_) => {
+                Answer::json(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable")
+            }
             AuthError::NoLoader(_) => {
                 tracing::error!(error = %error, "rails-session is misconfigured");
                 Answer::json(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")

@@ -78,6 +78,10 @@ struct State {
     rewrite: bool,
     /// Changed during this request.
     changed: bool,
+    /// What the store asked to get back at the write (a server-side store's id, key and format).
+    origin: Option<Arc<dyn Any + Send + Sync>>,
+    /// The store could not be reached: the session is unknown (not empty), and is never written.
+    failed: Option<String>,
 }
 
 impl Session {
@@ -150,10 +154,11 @@ impl Session {
         let mut state = self.state();
         if state.data.is_none() {
             let Store::Cookie(store) = &self.inner.config.store else { return None };
-            let loaded = self
-                .cookie(&mut state)
-                .and_then(|v| self.readable(store.load_escaped_bytes(v).map(Some)));
-            fill(&mut state, loaded);
+            let loaded = match self.cookie(&mut state) {
+                None => Ok(None),
+                Some(v) => store.load_escaped_bytes(v).map(Some),
+            };
+            self.fill(&mut state, loaded);
         }
         Some(state)
     }
@@ -165,24 +170,47 @@ impl Session {
         }
         let value = self.cookie(&mut self.state());
         let loaded = match value {
-            None => None,
-            Some(v) => self.readable(self.inner.config.store.load_escaped(v).await),
+            None => Ok(None),
+            Some(v) => self.inner.config.store.load_escaped(v).await,
         };
         let mut state = self.state();
         if state.data.is_none() {
-            fill(&mut state, loaded);
+            self.fill(&mut state, loaded);
         }
         state
     }
 
-    /// A cookie that cannot be read is an empty session, and a warning.
-    fn readable(&self, loaded: Result<Option<LoadedSession>, StoreError>) -> Option<LoadedSession> {
-        loaded
-            .inspect_err(|e| {
+    /// Puts what the store loaded in place. A cookie that cannot be read is an empty session, and a warning; a
+    /// store that cannot be reached leaves the session unknown ([`Session::store_failure`]).
+    fn fill(&self, state: &mut State, loaded: Result<Option<LoadedSession>, StoreError>) {
+        match loaded {
+            Ok(Some(l)) => {
+                state.data = Some(l.data);
+                state.exists = true;
+                state.rewrite = l.rewrite;
+                state.origin = l.state;
+            }
+            Ok(None) => state.data = Some(Arc::new(Hash::new())),
+            Err(StoreError::Backend(e)) => {
+                state.data = Some(Arc::new(Hash::new()));
+                state.failed = Some(e);
+            }
+            Err(e) => {
                 tracing::warn!(cookie = %self.inner.config.key, error = %e, "ignoring the session cookie");
-            })
-            .ok()
-            .flatten()
+                state.data = Some(Arc::new(Hash::new()));
+            }
+        }
+    }
+
+    /// [`Session::store_failure`] without loading.
+    pub(crate) fn failure_now(&self) -> Option<String> {
+        self.state().failed.clone()
+    }
+
+    /// Why the session store could not be read, if it could not (the store is down or too slow). The session then
+    /// reads as empty, is never written back, and the current user is answered with `503`.
+    pub async fn store_failure(&self) -> Option<String> {
+        self.loaded().await.failed.clone()
     }
 
     /// Runs `f` on the session hash (loading it first).
@@ -323,9 +351,14 @@ impl Session {
         if expire_after.is_some() && self.cookie(&mut self.state()).is_some() {
             drop(self.loaded().await);
         }
-        let data = {
+        let (data, origin) = {
             let mut state = self.state();
             let (exists, changed, rewrite) = (state.exists, state.changed, state.rewrite);
+            if let Some(failed) = &state.failed {
+                // Never overwrite a session that could not be read.
+                return if changed { Err(StoreError::Backend(failed.clone())) } else { Ok(None) };
+            }
+            let origin = state.origin.clone();
             let Some(data) = state.data.as_mut() else { return Ok(None) };
             let sliding = expire_after.is_some() && exists && !data.is_empty();
             if !(changed || rewrite || sliding) {
@@ -334,10 +367,12 @@ impl Session {
             let data = Arc::make_mut(data);
             data.entries.retain(|(_, v)| !v.is_nil());
             ensure_session_id(data);
-            data.clone()
+            (data.clone(), origin)
         };
         let expires = expire_after.map(|d| OffsetDateTime::now_utc() + duration(d));
-        let value = config.store.save(&data, expires).await?;
+        let Some(value) = config.store.save(&data, expires, origin.as_deref()).await? else {
+            return Ok(None);
+        };
         let host = self.inner.host.as_ref().and_then(|h| h.to_str().ok());
         Ok(Some(cookies::set_cookie(config, host, &value, expires)))
     }
@@ -366,18 +401,6 @@ fn changing<R>(state: &mut State, f: impl FnOnce(&mut Hash) -> R) -> R {
         state.changed = true;
     }
     out
-}
-
-/// Puts what the store loaded (or an empty session) in place.
-fn fill(state: &mut State, loaded: Option<LoadedSession>) {
-    match loaded {
-        Some(l) => {
-            state.data = Some(l.data);
-            state.exists = true;
-            state.rewrite = l.rewrite;
-        }
-        None => state.data = Some(Arc::new(Hash::new())),
-    }
 }
 
 fn duration(d: Duration) -> time::Duration {

@@ -85,6 +85,7 @@ where
             if response.status().is_server_error() || !session.needs_commit() {
                 return Ok(response.map_into_left_body());
             }
+            let mut unavailable = false;
             let failure = match session.commit().await {
                 Ok(None) => return Ok(response.map_into_left_body()),
                 Ok(Some(set_cookie)) => match HeaderValue::try_from(set_cookie) {
@@ -94,12 +95,19 @@ where
                     }
                     Err(_) => "the session cookie is not a valid header value".to_owned(),
                 },
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    unavailable = matches!(e, crate::StoreError::Backend(_));
+                    e.to_string()
+                }
             };
-            // CookieOverflow and store failures: a server error, never a truncated cookie.
+            // CookieOverflow: a server error, never a truncated cookie; a store that is down: 503.
             tracing::error!(error = %failure, "the session could not be written");
             let (request, _) = response.into_parts();
-            let answer = actix_web::HttpResponse::InternalServerError().finish();
+            let answer = if unavailable {
+                actix_web::HttpResponse::ServiceUnavailable().finish()
+            } else {
+                actix_web::HttpResponse::InternalServerError().finish()
+            };
             Ok(ServiceResponse::new(request, answer).map_into_right_body())
         })
     }

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use super::rails_authentication::FindAuthSession;
 use super::UserId;
 use crate::error::ConfigError;
+use crate::store::io_thread::IoThread;
 
 /// Why a `sessions` lookup failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +51,8 @@ pub enum DatabaseError {
 pub struct DatabaseAuthSessions {
     options: Options,
     pool: OnceCell<Option<Pool>>,
-    /// The runtime the pool lives on (see [`Io`]).
-    io: OnceCell<Io>,
+    /// The runtime the pool lives on (see [`IoThread`]).
+    io: OnceCell<IoThread>,
     /// `SELECT user_id … WHERE id = ?` for Integer ids.
     query: String,
     /// The same for String ids (UUID keys): on PostgreSQL the id column is compared as text, so that one query
@@ -62,61 +63,86 @@ pub struct DatabaseAuthSessions {
 }
 
 #[derive(Clone)]
-enum Options {
+pub(crate) enum Options {
     Sqlite(SqliteConnectOptions),
     Postgres(PgConnectOptions),
     MySql(MySqlConnectOptions),
 }
 
 #[derive(Clone)]
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
     MySql(MySqlPool),
 }
 
-/// A thread of its own running the pool's connections. A service may run several tokio runtimes (the gateway runs
-/// one per worker thread), and a socket belongs to the runtime that opened it: a pool shared between runtimes would
-/// make one worker's lookups wait for another worker's event loop, and break when that runtime ends. Lookups are
-/// handed to this runtime and awaited from any other. The thread ends when the `DatabaseAuthSessions` is dropped.
-struct Io {
-    handle: tokio::runtime::Handle,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Io {
-    fn start() -> Result<Io, DatabaseError> {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready, handle) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("rails-session-db".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => {
-                        let _ = ready.send(Ok(rt.handle().clone()));
-                        // Runs (and drives the connections) until the owner goes away.
-                        rt.block_on(async {
-                            let _ = stopped.await;
-                        });
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                    }
-                }
-            })
-            .map_err(DatabaseError::Runtime)?;
-        let handle = handle
-            .recv()
-            .map_err(|_| {
-                DatabaseError::Runtime(std::io::Error::other("the database thread ended"))
-            })?
-            .map_err(DatabaseError::Runtime)?;
-        Ok(Io { handle, _stop: stop })
-    }
-}
-
 fn thread_ended() -> DatabaseError {
     DatabaseError::Runtime(std::io::Error::other("the database thread ended"))
+}
+
+/// Rails' `DATABASE_URL` as connection options: `sqlite3:path` or `sqlite3:///absolute/path`, `postgres://…` /
+/// `postgresql://…`, `mysql2://…` / `trilogy://…` / `mysql://…`. `read_only`: SQLite opened read-only, PostgreSQL
+/// transactions read-only on the server's side.
+pub(crate) fn connect_options(
+    url: &str,
+    read_only: bool,
+    setting: &'static str,
+) -> Result<Options, ConfigError> {
+    let bad = |why: String| ConfigError::invalid(setting, why);
+    Ok(if let Some(path) = url.strip_prefix("sqlite3:").or_else(|| url.strip_prefix("sqlite:")) {
+        // `sqlite3:///abs` and `sqlite3://abs` name a path after the slashes Rails' URL form adds.
+        let path = path.strip_prefix("//").unwrap_or(path);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            return Err(bad(
+                "a sqlite3: URL needs the path of the Rails app's database file".into()
+            ));
+        }
+        Options::Sqlite(SqliteConnectOptions::new().filename(path).read_only(read_only))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let o = PgConnectOptions::from_str(url)
+            .map_err(|e| bad(format!("not a PostgreSQL URL: {e}")))?;
+        if read_only {
+            Options::Postgres(o.options([("default_transaction_read_only", "on")]))
+        } else {
+            Options::Postgres(o)
+        }
+    } else if let Some(rest) = url
+        .strip_prefix("mysql2://")
+        .or_else(|| url.strip_prefix("trilogy://"))
+        .or_else(|| url.strip_prefix("mysql://"))
+    {
+        let o = MySqlConnectOptions::from_str(&format!("mysql://{rest}"))
+            .map_err(|e| bad(format!("not a MySQL URL: {e}")))?;
+        Options::MySql(o)
+    } else {
+        let scheme = url.split(':').next().unwrap_or("");
+        return Err(bad(format!(
+            "unsupported database {scheme:?}; expected sqlite3:, postgres://, postgresql:// or mysql2://"
+        )));
+    })
+}
+
+/// A lazy pool (connections are made by the queries, each within the timeout); call it on the I/O thread, where
+/// the pool's own tasks then run.
+pub(crate) fn lazy_pool(options: Options, n: u32, timeout: Duration) -> Pool {
+    match options {
+        Options::Sqlite(o) => Pool::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(n)
+                .acquire_timeout(timeout)
+                .connect_lazy_with(o),
+        ),
+        Options::Postgres(o) => Pool::Postgres(
+            PgPoolOptions::new().max_connections(n).acquire_timeout(timeout).connect_lazy_with(o),
+        ),
+        Options::MySql(o) => Pool::MySql(
+            MySqlPoolOptions::new()
+                .max_connections(n)
+                .acquire_timeout(timeout)
+                .connect_lazy_with(o),
+        ),
+    }
 }
 
 impl DatabaseAuthSessions {
@@ -126,39 +152,7 @@ impl DatabaseAuthSessions {
     /// timeout 2 s. PostgreSQL connections ask for read-only transactions with a startup parameter, which PgBouncer
     /// refuses unless it lists `options` in `ignore_startup_parameters`.
     pub fn from_database_url(url: &str) -> Result<Self, ConfigError> {
-        let bad = |why: String| ConfigError::invalid("DATABASE_URL", why);
-        let options = if let Some(path) =
-            url.strip_prefix("sqlite3:").or_else(|| url.strip_prefix("sqlite:"))
-        {
-            // `sqlite3:///abs` and `sqlite3://abs` name a path after the slashes Rails' URL form adds.
-            let path = path.strip_prefix("//").unwrap_or(path);
-            let path = path.split('?').next().unwrap_or(path);
-            if path.is_empty() || path == ":memory:" {
-                return Err(bad(
-                    "a sqlite3: URL needs the path of the Rails app's database file".into()
-                ));
-            }
-            // Read-only: this reader never writes to the app's database.
-            Options::Sqlite(SqliteConnectOptions::new().filename(path).read_only(true))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let o = PgConnectOptions::from_str(url)
-                .map_err(|e| bad(format!("not a PostgreSQL URL: {e}")))?;
-            // Every transaction read-only, on the server's side too.
-            Options::Postgres(o.options([("default_transaction_read_only", "on")]))
-        } else if let Some(rest) = url
-            .strip_prefix("mysql2://")
-            .or_else(|| url.strip_prefix("trilogy://"))
-            .or_else(|| url.strip_prefix("mysql://"))
-        {
-            let o = MySqlConnectOptions::from_str(&format!("mysql://{rest}"))
-                .map_err(|e| bad(format!("not a MySQL URL: {e}")))?;
-            Options::MySql(o)
-        } else {
-            let scheme = url.split(':').next().unwrap_or("");
-            return Err(bad(format!(
-                "unsupported database {scheme:?}; expected sqlite3:, postgres://, postgresql:// or mysql2://"
-            )));
-        };
+        let options = connect_options(url, true, "DATABASE_URL")?;
         let mut this = DatabaseAuthSessions {
             options,
             pool: OnceCell::new(),
@@ -248,8 +242,12 @@ impl DatabaseAuthSessions {
         }
     }
 
-    async fn io(&self) -> Result<&Io, DatabaseError> {
-        self.io.get_or_try_init(|| async { Io::start() }).await
+    async fn io(&self) -> Result<&IoThread, DatabaseError> {
+        self.io
+            .get_or_try_init(|| async {
+                IoThread::start("rails-session-db").map_err(DatabaseError::Runtime)
+            })
+            .await
     }
 
     async fn pool(&self) -> Result<Pool, DatabaseError> {
@@ -258,30 +256,8 @@ impl DatabaseAuthSessions {
             .pool
             .get_or_init(|| async {
                 let (n, t, options) = (self.max_connections, self.timeout, self.options.clone());
-                // Made on the database thread: the pool's own tasks run there. Lazy: connections are made by the
-                // queries, each within the timeout.
-                let made = io.handle.spawn(async move {
-                    match options {
-                        Options::Sqlite(o) => Pool::Sqlite(
-                            SqlitePoolOptions::new()
-                                .max_connections(n)
-                                .acquire_timeout(t)
-                                .connect_lazy_with(o),
-                        ),
-                        Options::Postgres(o) => Pool::Postgres(
-                            PgPoolOptions::new()
-                                .max_connections(n)
-                                .acquire_timeout(t)
-                                .connect_lazy_with(o),
-                        ),
-                        Options::MySql(o) => Pool::MySql(
-                            MySqlPoolOptions::new()
-                                .max_connections(n)
-                                .acquire_timeout(t)
-                                .connect_lazy_with(o),
-                        ),
-                    }
-                });
+                // Made on the database thread: the pool's own tasks run there.
+                let made = io.handle().spawn(async move { lazy_pool(options, n, t) });
                 made.await.ok()
             })
             .await;
@@ -302,7 +278,7 @@ impl DatabaseAuthSessions {
             UserId::String(_) => self.query_text.clone(),
         };
         let session = session.clone();
-        let run = io.handle.spawn(async move {
+        let run = io.handle().spawn(async move {
             macro_rules! run {
                 ($pool:expr, $row:ty) => {{
                     let q = sqlx::query(&query);

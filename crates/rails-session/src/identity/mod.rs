@@ -2,7 +2,7 @@
 //! plain session key (`user_id`) for apps without Warden; Devise `:timeoutable` on top.
 
 #[cfg(feature = "database")]
-mod database;
+pub(crate) mod database;
 mod rails_authentication;
 mod warden;
 
@@ -307,7 +307,11 @@ pub(crate) async fn identity(
     if let IdentitySource::RailsAuthentication(auth) = &config.source {
         return rails_authentication::identity(session, auth).await;
     }
-    Ok(session.with_data(|data| identity_in(data, config, now)).await)
+    let found = session.with_data(|data| identity_in(data, config, now)).await;
+    match session.failure_now() {
+        Some(e) => Err(crate::user::AuthError::SessionStoreUnavailable(e)),
+        None => Ok(found),
+    }
 }
 
 /// [`identity`] without waiting: `None` when the session has yet to come from an asynchronous store, or the login

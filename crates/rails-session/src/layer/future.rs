@@ -63,6 +63,7 @@ fn unreachable_state() -> ! {
 }
 
 fn apply<B: Default>(response: &mut Response<B>, result: Result<Option<String>, StoreError>) {
+    let mut status = StatusCode::INTERNAL_SERVER_ERROR;
     let failed = match result {
         Ok(None) => return,
         Ok(Some(set_cookie)) => match HeaderValue::try_from(set_cookie) {
@@ -72,11 +73,16 @@ fn apply<B: Default>(response: &mut Response<B>, result: Result<Option<String>, 
             }
             Err(_) => "the session cookie is not a valid header value".to_owned(),
         },
-        Err(e) => e.to_string(),
+        Err(e) => {
+            if matches!(e, StoreError::Backend(_)) {
+                status = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            e.to_string()
+        }
     };
-    // CookieOverflow and store failures: a server error, never a truncated cookie.
+    // CookieOverflow: a server error, never a truncated cookie; a session store that is down: 503.
     tracing::error!(error = %failed, "the session could not be written");
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() = status;
     *response.body_mut() = B::default();
     response.headers_mut().remove(header::CONTENT_TYPE);
     response.headers_mut().remove(header::CONTENT_LENGTH);

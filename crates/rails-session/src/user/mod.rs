@@ -106,6 +106,10 @@ pub enum AuthError {
     /// The user loader failed (the User API is down). Answered with 503 by default.
     #[error("the user could not be loaded: {0}")]
     Unavailable(String),
+    /// The server-side session store could not be read (down, or slower than its timeout): nobody can say who is
+    /// signed in. Always answered with 503 (fail-closed), whatever [`OnLoaderError`] says.
+    #[error("the session store is unavailable: {0}")]
+    SessionStoreUnavailable(String),
     /// `CurrentUser<U>` was asked for a user type no loader produces.
     #[error(
         "no user loader produces `{0}`: call SessionConfig::user_loader with a LoadUser whose User is this type, \

@@ -1,6 +1,26 @@
 //! `ActionDispatch::Session::AbstractStore`: where a session lives. [`CookieStore`] keeps it in the cookie itself
-//! (Rails' default); the [`SessionStore`] trait is the seam for server-side stores (Redis, ActiveRecord), whose
-//! cookie carries only an id.
+//! (Rails' default); the [`SessionStore`] trait is the seam for server-side stores, whose cookie carries only an
+//! id: [`ServerStore`] implements Rails' cache store (Redis, memcached), redis-store, redis-session-store and
+//! activerecord-session_store.
+
+#[cfg(feature = "database")]
+mod active_record;
+pub mod cache_entry;
+#[cfg(any(feature = "redis", feature = "memcached", feature = "database"))]
+pub(crate) mod io_thread;
+#[cfg(feature = "memcached")]
+mod memcached;
+#[cfg(feature = "redis")]
+mod redis;
+mod server;
+mod session_id;
+mod settings;
+
+pub use server::{ServerStore, StoreSerializer};
+pub use session_id::SessionId;
+pub use settings::{redact_url, StoreKind, StoreSettings};
+
+use std::any::Any;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +37,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 
 /// A session read by a store.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct LoadedSession {
     /// The session hash, keys stringified at the top level as Rails does on load (shared: copied on first write).
@@ -25,13 +45,39 @@ pub struct LoadedSession {
     /// The cookie was read through a rotation or an older format: write it back in the current one even if the
     /// session did not change (how Rails upgrades CBC → GCM, SHA1 → SHA256, Marshal → JSON).
     pub rewrite: bool,
+    /// What the store wants back at [`SessionStore::save_loaded`] (a server-side store: which id and key it read,
+    /// in which format).
+    pub state: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl LoadedSession {
     /// A loaded session.
     #[must_use]
     pub fn new(data: Hash, rewrite: bool) -> Self {
-        LoadedSession { data: Arc::new(data), rewrite }
+        LoadedSession { data: Arc::new(data), rewrite, state: None }
+    }
+
+    /// The same, with state for [`SessionStore::save_loaded`].
+    #[must_use]
+    pub fn with_state(mut self, state: Arc<dyn Any + Send + Sync>) -> Self {
+        self.state = Some(state);
+        self
+    }
+}
+
+impl PartialEq for LoadedSession {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data && self.rewrite == other.rewrite
+    }
+}
+
+impl std::fmt::Debug for LoadedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedSession")
+            .field("data", &self.data)
+            .field("rewrite", &self.rewrite)
+            .field("state", &self.state.is_some())
+            .finish()
     }
 }
 
@@ -78,6 +124,20 @@ pub trait SessionStore: Send + Sync + 'static {
         session: &Hash,
         expires: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// [`SessionStore::save`] at the end of a request whose session was loaded with `state` (the
+    /// [`LoadedSession::state`] the load returned; `None` for a new session). `Ok(None)`: nothing was written and
+    /// no cookie is to be sent (a server-side record deleted while the request ran stays deleted). The session
+    /// layer calls this one; the default calls `save`.
+    fn save_loaded(
+        &self,
+        session: &Hash,
+        expires: Option<OffsetDateTime>,
+        state: Option<&(dyn Any + Send + Sync)>,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let _ = state;
+        async move { self.save(session, expires).await.map(Some) }
+    }
 }
 
 /// The object-safe form of [`SessionStore`].
@@ -91,7 +151,8 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         &'a self,
         session: &'a Hash,
         expires: Option<OffsetDateTime>,
-    ) -> BoxFuture<'a, Result<String, StoreError>>;
+        state: Option<&'a (dyn Any + Send + Sync)>,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -106,8 +167,9 @@ impl<S: SessionStore> DynStore for S {
         &'a self,
         session: &'a Hash,
         expires: Option<OffsetDateTime>,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        Box::pin(self.save(session, expires))
+        state: Option<&'a (dyn Any + Send + Sync)>,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(self.save_loaded(session, expires, state))
     }
 }
 
@@ -141,14 +203,16 @@ impl Store {
         }
     }
 
+    /// Saves at the end of a request; `None`: send no cookie.
     pub(crate) async fn save(
         &self,
         session: &Hash,
         expires: Option<OffsetDateTime>,
-    ) -> Result<String, StoreError> {
+        state: Option<&(dyn Any + Send + Sync)>,
+    ) -> Result<Option<String>, StoreError> {
         match self {
-            Store::Cookie(store) => store.save_now(session, expires),
-            Store::Other(store) => store.save_dyn(session, expires).await,
+            Store::Cookie(store) => store.save_now(session, expires).map(Some),
+            Store::Other(store) => store.save_dyn(session, expires, state).await,
         }
     }
 }
@@ -254,7 +318,7 @@ impl CookieStore {
                 )))
             }
         };
-        Ok(LoadedSession { data: Arc::new(stringify_keys(data)), rewrite })
+        Ok(LoadedSession { data: Arc::new(stringify_keys(data)), rewrite, state: None })
     }
 
     /// Encodes a session synchronously.

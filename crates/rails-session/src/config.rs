@@ -10,7 +10,7 @@ use rails_cookie::{CookieCodec, Profile, RailsVersion, SecretKeyBase, Serializer
 use crate::csrf::CsrfConfig;
 use crate::error::ConfigError;
 use crate::identity::IdentityConfig;
-use crate::store::{CookieStore, SessionStore, Store};
+use crate::store::{CookieStore, SessionStore, Store, StoreSettings};
 use crate::user::{LoadUser, OnLoaderError, Resolvers};
 
 /// The `SameSite` attribute of the session cookie (`same_site:`).
@@ -176,6 +176,10 @@ impl SessionConfig {
     /// | `RAILS_AUTH_COOKIE`, `RAILS_AUTH_SESSIONS_TABLE` | with `rails-authentication`: the signed cookie, the table (`table` or `table(id,user_id)`) | `session_id`, `sessions` |
     /// | `RAILS_AUTH_CACHE_TTL` | with `rails-authentication`: seconds a lookup is reused (a sign-out shows within it; `0` = every request asks) | `2` |
     /// | `RAILS_AUTH_ON_ERROR` | with `rails-authentication`: a failed lookup is `503` (fail-closed) or `signed-out` | `503` |
+    /// | `SESSION_STORE` | `config.session_store`: `cookie_store`, `cache_store` (Redis or memcached), `redis_store`, `redis_session_store`, `active_record_store` (features `redis`, `memcached`, `database`) | `cookie_store` |
+    /// | `SESSION_STORE_URL` | a server-side store's `redis://` / `rediss://` / `memcached://host:port` / database URL | `DATABASE_URL` for `active_record_store` |
+    /// | `SESSION_STORE_NAMESPACE` | the cache `namespace:`, redis-store's namespace, or redis-session-store's `key_prefix` | none (`rack:session` for `redis_store`) |
+    /// | `SESSION_STORE_CACHE_FORMAT`, `SESSION_STORE_SERIALIZER`, `SESSION_STORE_TABLE`, `SESSION_STORE_TIMEOUT`, `SESSION_STORE_POOL_SIZE`, `SESSION_STORE_MAX_SIZE` | see [`crate::StoreSettings`] | |
     /// | `DEVISE_SCOPE` | the Warden scope | `user` |
     /// | `DEVISE_TIMEOUT_IN` | Devise `timeout_in` (seconds) for `:timeoutable` | off |
     ///
@@ -247,6 +251,9 @@ impl SessionConfig {
         if let Some(v) = get("SESSION_EXPIRE_AFTER") {
             config =
                 config.expire_after(Duration::from_secs(parse_secs("SESSION_EXPIRE_AFTER", &v)?));
+        }
+        if let Some(settings) = StoreSettings::from_lookup(&get)? {
+            config = config.server_store(&settings)?;
         }
         let auth = get("RAILS_AUTH").unwrap_or_else(|| "devise".into());
         let identity = match auth.trim() {
@@ -346,6 +353,13 @@ impl SessionConfig {
             CookieStore::new(self.codec.clone(), self.key.clone()).with_decode_cache(capacity, ttl);
         self.store = Store::Cookie(Arc::new(store));
         self
+    }
+
+    /// Keeps sessions in a server-side store (`config.session_store :cache_store` and the others): the cookie then
+    /// carries the bare session id. Call it after [`SessionConfig::expire_after`], which is also the records' TTL.
+    pub fn server_store(self, settings: &StoreSettings) -> Result<Self, ConfigError> {
+        let store = settings.build(self.codec.profile().version(), self.expire_after)?;
+        Ok(self.store(store))
     }
 
     /// Replaces the cookie store by another [`SessionStore`] (a server-side store, say). The cookie then carries

@@ -18,5 +18,7 @@ mod behaviour;
 mod common;
 mod live;
 mod live_7_2;
+#[cfg(all(feature = "redis", feature = "memcached", feature = "database"))]
+mod stores;
 mod tower;
 mod user_api;

@@ -100,9 +100,16 @@ impl Memcached {
     pub fn command(&self, line: &str) -> Vec<u8> {
         let request = format!("{line}\r\n").into_bytes();
         exchange(self.port(), &request, |reply| {
-            [&b"END\r\n"[..], b"STORED\r\n", b"DELETED\r\n", b"NOT_FOUND\r\n", b"ERROR\r\n"]
-                .iter()
-                .any(|end| reply.ends_with(end))
+            [
+                &b"END\r\n"[..],
+                b"STORED\r\n",
+                b"DELETED\r\n",
+                b"NOT_FOUND\r\n",
+                b"ERROR\r\n",
+                b"OK\r\n",
+            ]
+            .iter()
+            .any(|end| reply.ends_with(end))
                 || (reply.starts_with(b"VERSION ") && reply.ends_with(b"\r\n"))
         })
     }

@@ -75,7 +75,7 @@ impl MemcachedBackend {
             let idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
             let mut client = match idle {
                 Some(c) => c,
-                None => Client::new(&address).await?,
+                None => Client::new(format!("tcp://{address}")).await?,
             };
             let out = op(&mut client).await;
             // A connection whose reply was not read to the end is closed by the client: never reused.

@@ -278,7 +278,9 @@ pub(crate) struct ServerOptions {
     pub(crate) read_public_key: bool,
 }
 
-/// A server-side session store: one backend, one key scheme, one record format.
+/// A server-side session store: one backend, one key scheme, one record format. Cheap to clone (clones share the
+/// connections). Build it with [`crate::StoreSettings::build`], or let [`crate::SessionConfig::from_env`] do it.
+#[derive(Clone)]
 pub struct ServerStore {
     name: &'static str,
     backend: Arc<dyn Backend>,

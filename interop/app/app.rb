@@ -58,6 +58,93 @@ module AppEnv
   def kdf_digest
     profile == "7.0" ? "SHA256" : "SHA1"
   end
+
+  # --- server-side session stores (SESSION_STORE, SESSION_STORE_URL, SESSION_STORE_NAMESPACE) ---
+  SESSION_STORES = %w[cookie_store cache_store redis_store].freeze
+  REDIS_STORE_DEFAULT_NAMESPACE = "rack:session" # redis-rack's own default
+
+  def session_store
+    @session_store ||= begin
+      s = str("SESSION_STORE", "cookie_store")
+      unless SESSION_STORES.include?(s)
+        abort "app.rb: SESSION_STORE must be one of #{SESSION_STORES.join(', ')} (got #{s.inspect})"
+      end
+      s
+    end
+  end
+
+  def session_store_uri
+    @session_store_uri ||= begin
+      require "uri"
+      raw = str("SESSION_STORE_URL") or abort "app.rb: SESSION_STORE=#{session_store} needs SESSION_STORE_URL " \
+                                                "(redis://127.0.0.1:PORT/DB or memcached://127.0.0.1:PORT)"
+      uri = URI.parse(raw) rescue abort("app.rb: SESSION_STORE_URL is not a URL: #{raw.inspect}")
+      ok = session_store == "redis_store" ? %w[redis] : %w[redis memcached]
+      unless ok.include?(uri.scheme) && uri.host
+        abort "app.rb: SESSION_STORE=#{session_store} needs SESSION_STORE_URL #{ok.map { |x| "#{x}://HOST:PORT" }.join(' or ')} " \
+              "(got #{raw.inspect})"
+      end
+      uri
+    end
+  end
+
+  def session_store_namespace
+    str("SESSION_STORE_NAMESPACE")
+  end
+
+  # SESSION_STORE_URL without a password, for /info
+  def session_store_url_redacted
+    u = session_store_uri.dup
+    u.password = "***" if u.password
+    u.to_s
+  end
+
+  # The ActiveSupport cache behind SESSION_STORE=cache_store.  Its gem (redis / dalli) is
+  # required only here, so the app runs without them for the other stores.
+  def build_session_cache
+    uri = session_store_uri
+    ns = session_store_namespace
+    case uri.scheme
+    when "redis"
+      require "redis"
+      require "active_support/cache/redis_cache_store"
+      ActiveSupport::Cache::RedisCacheStore.new(url: uri.to_s, namespace: ns)
+    when "memcached"
+      require "dalli"
+      require "active_support/cache/mem_cache_store"
+      ActiveSupport::Cache::MemCacheStore.new("#{uri.host}:#{uri.port || 11211}", namespace: ns)
+    end
+  end
+
+  # Loads redis-actionpack, fixing redis-rack < 2.1.3 (Debian bookworm: 2.1.2 with redis-store 1.9.0):
+  # Rack::Session::Redis#write_session hands Rails' ActionDispatch::Request::Session::Options to
+  # Redis::Store#set, and redis-store 1.9.0's Interface#set calls `options.key?`, which that class
+  # lacks -> NoMethodError on every session write when there is no expire_after (with expire_after,
+  # Ttl#set turns the write into SETEX before it gets there).  Upstream redis-store issue #336,
+  # fixed in redis-rack 2.1.3 the same way: give the store a plain Hash.  The stored bytes and the
+  # TTL are unchanged.
+  module RedisRackOptionsFix
+    def write_session(req, sid, new_session, options)
+      options = options.to_hash if !options.respond_to?(:key?) && options.respond_to?(:to_hash)
+      super(req, sid, new_session, options)
+    end
+  end
+
+  def require_redis_actionpack
+    require "redis-actionpack"
+    if Gem::Version.new(Redis::Rack::VERSION) < Gem::Version.new("2.1.3")
+      Rack::Session::Redis.prepend(RedisRackOptionsFix)
+    end
+  end
+
+  # redis-actionpack's `servers:` entry: redis://[:pw@]host:port/DB/NAMESPACE
+  def redis_store_server
+    uri = session_store_uri
+    db = uri.path.to_s.sub(%r{\A/}, "").split("/").first
+    db = "0" if db.nil? || db.empty?
+    auth = uri.userinfo ? "#{uri.userinfo}@" : ""
+    "redis://#{auth}#{uri.host}:#{uri.port || 6379}/#{db}/#{session_store_namespace || REDIS_STORE_DEFAULT_NAMESPACE}"
+  end
 end
 
 ENV["RAILS_ENV"] ||= "production"
@@ -162,7 +249,18 @@ class RailbridgeApp < Rails::Application
   if (ea = AppEnv.str("SESSION_EXPIRE_AFTER"))
     session_opts[:expire_after] = Integer(ea)
   end
-  config.session_store :cookie_store, **session_opts
+  case AppEnv.session_store
+  when "cookie_store"
+    config.session_store :cookie_store, **session_opts
+  when "cache_store"
+    # The cookie holds only the bare 32-hex session id; the session lives in the cache under
+    # "[NAMESPACE:]_session_id:2::<sha256 hex of the id>".
+    config.session_store :cache_store, **session_opts, cache: AppEnv.build_session_cache
+  when "redis_store"
+    # redis-actionpack (Debian ruby-redis-actionpack): key "NAMESPACE:2::<sha256 hex>", raw Marshal value.
+    AppEnv.require_redis_actionpack
+    config.session_store :redis_store, **session_opts, servers: [AppEnv.redis_store_server]
+  end
 
   if AppEnv.profile == "7.0"
     # See Sha256KeyGenerator.  Both the cookie jars (env "action_dispatch.key_generator")
@@ -207,6 +305,7 @@ RailbridgeApp.routes.prepend do
   # explicit `as:` names: a route named "session" would shadow Devise's session_path(:user)
   get "/session", to: "session#show", defaults: { format: "json" }, as: :app_session_snapshot
   post "/session/counter", to: "session#counter", as: :app_session_counter
+  get "/session_value", to: "session#value", defaults: { format: "json" }, as: :app_session_value
   post "/session/set", to: "session#set", as: :app_session_set
   get "/csrf", to: "session#csrf", as: :app_csrf
   post "/users/password_change", to: "account#password"
@@ -273,7 +372,12 @@ class HomeController < ApplicationController
       cookies_serializer: Rails.application.config.action_dispatch.cookies_serializer,
       kdf_digest: AppEnv.kdf_digest,
       session_key: Rails.application.config.session_options[:key],
-      session_options: Rails.application.config.session_options.except(:key),
+      session_options: Rails.application.config.session_options.except(:key, :cache),
+      session_store: AppEnv.session_store,
+      session_store_class: Rails.application.config.session_store&.name,
+      session_store_url: (AppEnv.session_store_url_redacted unless AppEnv.session_store == "cookie_store"),
+      session_store_namespace: AppEnv.session_store_namespace,
+      session_cache: Rails.application.config.session_options[:cache]&.class&.name,
       use_authenticated_cookie_encryption: Rails.application.config.action_dispatch.use_authenticated_cookie_encryption,
       use_cookies_with_metadata: Rails.application.config.action_dispatch.use_cookies_with_metadata,
       urlsafe_csrf_tokens: ActionController::Base.urlsafe_csrf_tokens,
@@ -310,6 +414,16 @@ class SessionController < ApplicationController
     body[:current_user_email] = user&.email
     body[:warden_error] = warden_error if warden_error
     render json: body
+  end
+
+  # GET /session_value.json?key=K -- one session value as this request brought it in (e.g. one a
+  # Rust writer put into a server-side store).  "class"/"inspect" show the Ruby type, which the
+  # JSON "value" cannot (Symbol, Time, ... survive in Marshal stores).
+  def value
+    key = params[:key].to_s
+    return render(json: { error: "key required" }, status: :bad_request) if key.empty?
+    v = session[key]
+    render json: { key: key, present: session.key?(key), value: v, class: v.class.name, inspect: v.inspect }
   end
 
   # POST /session/counter (CSRF-protected)

@@ -65,6 +65,72 @@ module AppEnv
     return d.split(",").map(&:strip) if d.include?(",")
     d
   end
+
+  # --- server-side session store (SESSION_STORE, SESSION_STORE_URL, SESSION_STORE_NAMESPACE,
+  # CACHE_FORMAT_VERSION) ---
+  SESSION_STORES = %w[cookie_store cache_store].freeze
+  CACHE_FORMAT_VERSIONS = { "7.0" => 7.0, "7.1" => 7.1 }.freeze
+
+  def session_store
+    @session_store ||= begin
+      s = str("SESSION_STORE", "cookie_store")
+      if s == "redis_store"
+        abort "app.rb: SESSION_STORE=redis_store (redis-actionpack) exists only in interop/app (Rails 6.1); " \
+              "use cache_store here"
+      end
+      abort "app.rb: SESSION_STORE must be one of #{SESSION_STORES.join(', ')} (got #{s.inspect})" unless SESSION_STORES.include?(s)
+      s
+    end
+  end
+
+  def session_store_uri
+    @session_store_uri ||= begin
+      require "uri"
+      raw = str("SESSION_STORE_URL") or abort "app.rb: SESSION_STORE=#{session_store} needs SESSION_STORE_URL " \
+                                                "(redis://127.0.0.1:PORT/DB or memcached://127.0.0.1:PORT)"
+      uri = URI.parse(raw) rescue abort("app.rb: SESSION_STORE_URL is not a URL: #{raw.inspect}")
+      unless %w[redis memcached].include?(uri.scheme) && uri.host
+        abort "app.rb: SESSION_STORE_URL must be redis://HOST:PORT[/DB] or memcached://HOST:PORT (got #{raw.inspect})"
+      end
+      uri
+    end
+  end
+
+  def session_store_namespace
+    str("SESSION_STORE_NAMESPACE")
+  end
+
+  # SESSION_STORE_URL without a password, for /info
+  def session_store_url_redacted
+    u = session_store_uri.dup
+    u.password = "***" if u.password
+    u.to_s
+  end
+
+  # CACHE_FORMAT_VERSION=7.0|7.1 -> config.active_support.cache_format_version (unset: load_defaults 7.2's 7.1)
+  def cache_format_version
+    v = str("CACHE_FORMAT_VERSION")
+    return nil if v.nil?
+    CACHE_FORMAT_VERSIONS.fetch(v) { abort "app.rb: CACHE_FORMAT_VERSION must be 7.0 or 7.1 (got #{v.inspect})" }
+  end
+
+  # The ActiveSupport cache behind SESSION_STORE=cache_store; redis / dalli are required only here.
+  # Must be called after Rails applied cache_format_version (the Bootstrap initializer :initialize_cache):
+  # since 7.1 a store picks its entry coder (F70 or F71) when it is created.
+  def build_session_cache
+    uri = session_store_uri
+    ns = session_store_namespace
+    case uri.scheme
+    when "redis"
+      require "redis"
+      require "active_support/cache/redis_cache_store"
+      ActiveSupport::Cache::RedisCacheStore.new(url: uri.to_s, namespace: ns)
+    when "memcached"
+      require "dalli"
+      require "active_support/cache/mem_cache_store"
+      ActiveSupport::Cache::MemCacheStore.new("#{uri.host}:#{uri.port || 11211}", namespace: ns)
+    end
+  end
 end
 
 ENV["RAILS_ENV"] ||= "production"
@@ -132,7 +198,30 @@ class RailbridgeApp72 < Rails::Application
   if (ea = AppEnv.str("SESSION_EXPIRE_AFTER"))
     session_opts[:expire_after] = Integer(ea)
   end
-  config.session_store :cookie_store, **session_opts
+  # load_defaults 7.2 means cache_format_version 7.1 (entries "\x00\x11..." = F71); 7.0 gives F70.
+  if (fv = AppEnv.cache_format_version)
+    config.active_support.cache_format_version = fv
+  end
+
+  case AppEnv.session_store
+  when "cookie_store"
+    config.session_store :cookie_store, **session_opts
+  when "cache_store"
+    # The cookie holds only the bare 32-hex session id; the session lives in the cache under
+    # "[NAMESPACE:]_session_id:2::<sha256 hex of the id>".  The store is built in an initializer, not
+    # here: cache_format_version reaches ActiveSupport::Cache.format_version only in the Bootstrap
+    # initializer :initialize_cache, and a store built before that would keep the library default (7.0,
+    # i.e. F70) whatever the config says.  This runs before Finisher's :setup_default_session_store /
+    # :build_middleware_stack, which read config.session_store.
+    initializer "railbridge.session_cache_store", after: :initialize_cache do |app|
+      cache = AppEnv.build_session_cache
+      want = AppEnv.cache_format_version || 7.1
+      if ActiveSupport::Cache.format_version != want
+        abort "app.rb: ActiveSupport::Cache.format_version is #{ActiveSupport::Cache.format_version}, want #{want}"
+      end
+      app.config.session_store :cache_store, **session_opts, cache: cache
+    end
+  end
 end
 
 Rails.application.initialize!
@@ -156,6 +245,7 @@ Rails.application.routes.draw do
   get "/csrf", to: "probe#csrf", defaults: { format: "json" }
   get "/counter", to: "probe#counter", defaults: { format: "json" }
   post "/counter", to: "probe#increment", defaults: { format: "json" }
+  get "/session_value", to: "probe#session_value", defaults: { format: "json" }
   post "/protected", to: "probe#protected_action", defaults: { format: "json" }
 end
 
@@ -394,7 +484,13 @@ class HomeController < ApplicationController
       auth_mode: AppEnv.auth_mode,
       cookies_serializer: Rails.application.config.action_dispatch.cookies_serializer,
       session_key: opts[:key],
-      session_options: opts.except(:key).transform_values { |v| v.respond_to?(:call) ? v.call(request) : v },
+      session_options: opts.except(:key, :cache).transform_values { |v| v.respond_to?(:call) ? v.call(request) : v },
+      session_store: AppEnv.session_store,
+      session_store_class: Rails.application.config.session_store&.name,
+      session_store_url: (AppEnv.session_store_url_redacted unless AppEnv.session_store == "cookie_store"),
+      session_store_namespace: AppEnv.session_store_namespace,
+      session_cache: opts[:cache]&.class&.name,
+      cache_format_version: ActiveSupport::Cache.format_version.to_s,
       key_generator_hash_digest_class: Rails.application.config.active_support.key_generator_hash_digest_class&.name,
       use_authenticated_cookie_encryption: Rails.application.config.action_dispatch.use_authenticated_cookie_encryption,
       use_cookies_with_metadata: Rails.application.config.action_dispatch.use_cookies_with_metadata,
@@ -446,6 +542,16 @@ class ProbeController < ApplicationController
   # GET /counter.json -- session["counter"] as Rails reads it (whatever type it is)
   def counter
     render json: { counter: session["counter"], class: session["counter"].class.name }
+  end
+
+  # GET /session_value.json?key=K -- one session value as this request brought it in (e.g. one a
+  # Rust writer put into the store).  "class"/"inspect" show the Ruby type, which the JSON "value"
+  # cannot (Symbol, Time, ... survive in Marshal-based stores).
+  def session_value
+    key = params[:key].to_s
+    return render(json: { error: "key required" }, status: :bad_request) if key.empty?
+    v = session[key]
+    render json: { key: key, present: session.key?(key), value: v, class: v.class.name, inspect: v.inspect }
   end
 
   # POST /counter.json (CSRF) -- session["counter"] += 1

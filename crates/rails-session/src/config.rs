@@ -362,6 +362,18 @@ impl SessionConfig {
         Ok(self.store(store))
     }
 
+    /// Where sessions live: `cookie_store`, or the server-side store's name (`cache_store`, …).
+    #[must_use]
+    pub fn store_name(&self) -> &'static str {
+        self.store.name()
+    }
+
+    /// Connects to the session store and makes one round trip (nothing to do for the cookie store): what
+    /// `railbridge serve --check` reports.
+    pub async fn check_store(&self) -> Result<(), crate::StoreError> {
+        self.store.check().await
+    }
+
     /// Replaces the cookie store by another [`SessionStore`] (a server-side store, say). The cookie then carries
     /// whatever that store returns from `save`.
     pub fn store(mut self, store: impl SessionStore) -> Self {

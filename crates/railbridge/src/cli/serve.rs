@@ -46,7 +46,9 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
         for w in config.warnings() {
             println!("warning: {w}");
         }
-        return check_login(&config);
+        let store = check_store(&config);
+        let login = check_login(&config);
+        return if store == ExitCode::SUCCESS { login } else { store };
     }
     init_tracing(&config);
     for w in config.warnings() {
@@ -75,6 +77,31 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("railbridge serve: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--check`: says where sessions live and, for a server-side store, connects to it once.
+fn check_store(config: &Config) -> ExitCode {
+    let Some(session) = config.session_config() else { return ExitCode::SUCCESS };
+    let name = session.store_name();
+    println!("session store: {name}");
+    if name == "cookie_store" {
+        return ExitCode::SUCCESS;
+    }
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(session.check_store()).map_err(|e| e.to_string()));
+    match checked {
+        Ok(()) => {
+            println!("session store: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("session store: not reachable: {e}");
             ExitCode::from(1)
         }
     }

@@ -95,6 +95,26 @@ pub(super) struct RawRails {
     pub(super) database_url: Option<Redacted>,
     /// `rails-authentication` without a database: an internal API asked `GET …/{id}` (env `RAILS_AUTH_SESSIONS_URL`).
     pub(super) auth_sessions_url: Option<String>,
+    /// `config.session_store`: `cookie_store` (default), `cache_store`, `redis_store`, `redis_session_store`,
+    /// `active_record_store` (env `SESSION_STORE`).
+    pub(super) session_store: Option<String>,
+    /// The server-side store: `redis://`, `rediss://`, `memcached://host:port` or a database URL (env
+    /// `SESSION_STORE_URL`); it may hold a password.
+    pub(super) session_store_url: Option<Redacted>,
+    /// The cache namespace, redis-store namespace or redis-session-store key prefix (env `SESSION_STORE_NAMESPACE`).
+    pub(super) session_store_namespace: Option<String>,
+    /// `cache_format_version` of new cache-store records: `6.1`, `7.0`, `7.1` (env `SESSION_STORE_CACHE_FORMAT`).
+    pub(super) session_store_cache_format: Option<String>,
+    /// redis-session-store's / activerecord-session_store's `serializer:` (env `SESSION_STORE_SERIALIZER`).
+    pub(super) session_store_serializer: Option<String>,
+    /// activerecord-session_store's table (env `SESSION_STORE_TABLE`, default `sessions`).
+    pub(super) session_store_table: Option<String>,
+    /// Seconds one store operation may take before the request fails closed (env `SESSION_STORE_TIMEOUT`, default 1).
+    pub(super) session_store_timeout: Option<f64>,
+    /// Connections per process (env `SESSION_STORE_POOL_SIZE`, default 16).
+    pub(super) session_store_pool_size: Option<u32>,
+    /// The largest record, bytes (env `SESSION_STORE_MAX_SIZE`, default 1 MiB).
+    pub(super) session_store_max_size: Option<u64>,
 }
 
 /// `[identity]`.

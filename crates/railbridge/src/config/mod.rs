@@ -154,6 +154,12 @@ impl Config {
         self.session.as_ref()?.scopes.first().map(|(_, c)| c.identity_config().source())
     }
 
+    /// The session configuration of the default scope (none without `SECRET_KEY_BASE`).
+    #[must_use]
+    pub fn session_config(&self) -> Option<&rails_session::SessionConfig> {
+        self.session.as_ref()?.scopes.first().map(|(_, c)| &**c)
+    }
+
     /// Things worth a warning at start-up (no `SECRET_KEY_BASE`, …).
     #[must_use]
     pub fn warnings(&self) -> &[String] {

@@ -46,6 +46,15 @@ const RAILS_KEYS: &[(&str, &str)] = &[
     ("RAILS_AUTH_ON_ERROR", "auth_on_error"),
     ("DATABASE_URL", "database_url"),
     ("RAILS_AUTH_SESSIONS_URL", "auth_sessions_url"),
+    ("SESSION_STORE", "session_store"),
+    ("SESSION_STORE_URL", "session_store_url"),
+    ("SESSION_STORE_NAMESPACE", "session_store_namespace"),
+    ("SESSION_STORE_CACHE_FORMAT", "session_store_cache_format"),
+    ("SESSION_STORE_SERIALIZER", "session_store_serializer"),
+    ("SESSION_STORE_TABLE", "session_store_table"),
+    ("SESSION_STORE_TIMEOUT", "session_store_timeout"),
+    ("SESSION_STORE_POOL_SIZE", "session_store_pool_size"),
+    ("SESSION_STORE_MAX_SIZE", "session_store_max_size"),
 ];
 
 pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, ConfigError> {
@@ -424,6 +433,15 @@ fn rails_file_value(r: &RawRails, key: &str) -> Option<String> {
         "auth_on_error" => s(&r.auth_on_error),
         "database_url" => r.database_url.as_ref().map(|u| u.0.clone()),
         "auth_sessions_url" => s(&r.auth_sessions_url),
+        "session_store" => s(&r.session_store),
+        "session_store_url" => r.session_store_url.as_ref().map(|u| u.0.clone()),
+        "session_store_namespace" => s(&r.session_store_namespace),
+        "session_store_cache_format" => s(&r.session_store_cache_format),
+        "session_store_serializer" => s(&r.session_store_serializer),
+        "session_store_table" => s(&r.session_store_table),
+        "session_store_timeout" => r.session_store_timeout.map(|n| n.to_string()),
+        "session_store_pool_size" => r.session_store_pool_size.map(|n| n.to_string()),
+        "session_store_max_size" => r.session_store_max_size.map(|n| n.to_string()),
         _ => None,
     }
 }

@@ -122,6 +122,11 @@ pub(crate) fn user_service_unavailable() -> Response<Body> {
     json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"user service unavailable"}"#)
 }
 
+/// 503 when the server-side session store is down or too slow (fail closed: nobody can say who is signed in).
+pub(crate) fn session_store_unavailable() -> Response<Body> {
+    json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"session store unavailable"}"#)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,17 +28,20 @@ pub(crate) enum Outcome {
     NoUser,
     /// The User API failed.
     UserApiUnavailable,
+    /// The server-side session store is down or too slow.
+    SessionStoreUnavailable,
 }
 
 impl Outcome {
     /// Every outcome, in [`Outcome::index`] order.
-    pub(crate) const ALL: [Outcome; 6] = [
+    pub(crate) const ALL: [Outcome; 7] = [
         Outcome::SignedIn,
         Outcome::NoSecret,
         Outcome::NoCookie,
         Outcome::InvalidCookie,
         Outcome::NoUser,
         Outcome::UserApiUnavailable,
+        Outcome::SessionStoreUnavailable,
     ];
 
     /// The position in [`Outcome::ALL`].
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::InvalidCookie => 3,
             Outcome::NoUser => 4,
             Outcome::UserApiUnavailable => 5,
+            Outcome::SessionStoreUnavailable => 6,
         }
     }
 
@@ -61,6 +65,7 @@ impl Outcome {
             Outcome::InvalidCookie => "invalid_cookie",
             Outcome::NoUser => "no_user",
             Outcome::UserApiUnavailable => "user_api_unavailable",
+            Outcome::SessionStoreUnavailable => "session_store_unavailable",
         }
     }
 }
@@ -120,6 +125,7 @@ pub(crate) async fn resolve(
             (outcome, None)
         }
         Err(AuthError::Unavailable(_)) => (Outcome::UserApiUnavailable, None),
+        Err(AuthError::SessionStoreUnavailable(_)) => (Outcome::SessionStoreUnavailable, None),
         Err(e) => {
             tracing::error!(error = %e, "identity lookup failed");
             (Outcome::UserApiUnavailable, None)

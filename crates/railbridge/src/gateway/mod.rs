@@ -35,7 +35,9 @@ use rails_session::{Session, SessionLayer};
 use tokio::net::TcpListener;
 use tower::{Layer as _, Service, ServiceExt as _};
 
-use self::error::{text, unauthorized, user_service_unavailable, ProxyError};
+use self::error::{
+    session_store_unavailable, text, unauthorized, user_service_unavailable, ProxyError,
+};
 use self::forward::{Forward, Peer};
 use self::headers::{session_cookie_raw, strip_identity};
 use self::identity::{IdentityHeaders, Outcome};
@@ -450,6 +452,7 @@ impl RouteHandler {
         if who.is_none() && self.policy != Policy::Public {
             return match outcome {
                 Outcome::UserApiUnavailable => user_service_unavailable(),
+                Outcome::SessionStoreUnavailable => session_store_unavailable(),
                 _ => unauthorized(),
             };
         }

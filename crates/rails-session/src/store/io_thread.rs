@@ -46,6 +46,7 @@ impl IoThread {
     }
 
     /// The runtime's handle (to build clients on it).
+    #[cfg_attr(not(feature = "database"), allow(dead_code))]
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         &self.handle
     }

@@ -138,6 +138,17 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = state;
         async move { self.save(session, expires).await.map(Some) }
     }
+
+    /// A name for diagnostics (`cookie_store`, `cache_store`, …).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
+    /// Connects and makes one round trip, for start-up checks (`railbridge serve --check`); the default has
+    /// nothing to check.
+    fn check(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The object-safe form of [`SessionStore`].
@@ -153,6 +164,8 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         expires: Option<OffsetDateTime>,
         state: Option<&'a (dyn Any + Send + Sync)>,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+    fn name_dyn(&self) -> &'static str;
+    fn check_dyn(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -170,6 +183,14 @@ impl<S: SessionStore> DynStore for S {
         state: Option<&'a (dyn Any + Send + Sync)>,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
         Box::pin(self.save_loaded(session, expires, state))
+    }
+
+    fn name_dyn(&self) -> &'static str {
+        self.name()
+    }
+
+    fn check_dyn(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.check())
     }
 }
 
@@ -200,6 +221,20 @@ impl Store {
         match self {
             Store::Cookie(store) => store.load_escaped_bytes(cookie_value).map(Some),
             Store::Other(store) => store.load_dyn(utf8(cookie_value)?).await,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Store::Cookie(_) => "cookie_store",
+            Store::Other(store) => store.name_dyn(),
+        }
+    }
+
+    pub(crate) async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Cookie(_) => Ok(()),
+            Store::Other(store) => store.check_dyn().await,
         }
     }
 

@@ -41,6 +41,10 @@ pub(crate) enum Put<'a> {
 pub(crate) struct BackendError(pub(crate) String);
 
 impl BackendError {
+    #[cfg_attr(
+        not(any(feature = "redis", feature = "memcached", feature = "database", test)),
+        allow(dead_code)
+    )]
     pub(crate) fn new(what: impl fmt::Display) -> Self {
         BackendError(what.to_string())
     }
@@ -485,6 +489,14 @@ impl SessionStore for ServerStore {
     ) -> Result<Option<String>, StoreError> {
         let origin = state.and_then(|s| s.downcast_ref::<Origin>());
         self.save_with(session, origin).await
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        ServerStore::check(self).await
     }
 }
 

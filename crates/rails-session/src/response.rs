@@ -55,6 +55,11 @@ impl Answer {
         Answer::json(StatusCode::UNPROCESSABLE_ENTITY, "Can't verify CSRF token authenticity.")
     }
 
+    /// 503: the session store is down, so the session's CSRF token is unknown.
+    pub(crate) fn session_store_unavailable() -> Self {
+        Answer::json(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable")
+    }
+
     /// 413: a body too large to look for the token in.
     pub(crate) fn payload_too_large() -> Self {
         Answer::json(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")

@@ -338,3 +338,27 @@ async fn a_store_that_is_down_fails_closed_within_its_timeout() {
     }
     drop(silent);
 }
+
+#[tokio::test]
+async fn the_example_api_answers_503_while_the_store_is_down_and_writes_nothing() {
+    let closed = format!("redis://127.0.0.1:{}/0", testkit::free_port());
+    let env = crate::common::env(&[
+        ("SESSION_STORE", "cache_store"),
+        ("SESSION_STORE_URL", &closed),
+        ("SESSION_STORE_TIMEOUT", "0.3"),
+    ]);
+    let api = crate::common::spawn_axum(env).await;
+    let mut b = crate::common::Browser::new();
+    // No cookie: nobody is signed in, and the store is not asked.
+    assert_eq!(b.get(&api.url("/api/me")).await.status, 401);
+    b.set_cookie_pair(&format!("{}={PUBLIC}", crate::common::COOKIE_NAME));
+    let me = b.get(&api.url("/api/me")).await;
+    assert_eq!(me.status, 503, "{}", me.body);
+    assert_eq!(me.json()["error"], "session store unavailable");
+    assert!(me.session_cookies().is_empty(), "never a new session over one that could not be read");
+    let write = b.post(&api.url("/api/counter"), &[("x-csrf-token", "x")], &[]).await;
+    assert_eq!(
+        (write.status, write.json()["error"].clone()),
+        (503, serde_json::json!("session store unavailable"))
+    );
+}

@@ -18,6 +18,8 @@ mod behaviour;
 mod common;
 mod live;
 mod live_7_2;
+#[cfg(all(feature = "redis", feature = "memcached"))]
+mod live_stores;
 #[cfg(all(feature = "redis", feature = "memcached", feature = "database"))]
 mod stores;
 mod tower;

@@ -226,6 +226,9 @@ where
 /// Verifies the request's token; on success the body (if it was read) is put back.
 async fn check(req: &mut ServiceRequest) -> Result<(), Answer> {
     let session = req.extensions().get::<Session>().cloned().ok_or_else(Answer::missing_layer)?;
+    if session.store_failure().await.is_some() {
+        return Err(Answer::session_store_unavailable());
+    }
     let base_url = {
         let info = req.connection_info();
         format!("{}://{}", info.scheme(), info.host())

@@ -45,6 +45,10 @@ where
             let Some(session) = req.extensions().get::<Session>().cloned() else {
                 return Ok(Answer::missing_layer().into_response());
             };
+            // The token lives in a session that could not be read: neither accepted nor refused.
+            if session.store_failure().await.is_some() {
+                return Ok(Answer::session_store_unavailable().into_response());
+            }
             let (parts, body) = req.into_parts();
             let base_url = super::base_url(&parts.headers, parts.uri.scheme_str());
             let origin = parts.headers.get(header::ORIGIN).map(|v| v.to_str().ok());

@@ -210,9 +210,15 @@ pub struct Rails {
 impl Rails {
     /// Starts `interop/app/app.rb` with `RAILS_PROFILE=profile` and the test helpers.
     pub fn start(profile: &str, with_user_api: bool) -> Rails {
+        Rails::start_with(profile, with_user_api, &[])
+    }
+
+    /// [`Rails::start`] with more variables for the app (a server-side session store, say).
+    pub fn start_with(profile: &str, with_user_api: bool, extra: &[(&str, &str)]) -> Rails {
         let dir = testkit::TempDir::new("rails-session-live");
         let db = dir.0.join("app.sqlite3");
         let with_env = |app: testkit::RailsApp| {
+            let app = extra.iter().fold(app, |app, (k, v)| app.env(k, v));
             app.env("RAILS_PROFILE", profile)
                 .env("RAILS_TEST_HELPERS", "1")
                 .env("RAILS_APP_DB", &db)

@@ -10,6 +10,8 @@ mod live;
 mod live_7_2;
 #[path = "gateway_nginx.rs"]
 mod nginx;
+#[path = "gateway_stores.rs"]
+mod stores;
 #[path = "gateway_support.rs"]
 mod support;
 

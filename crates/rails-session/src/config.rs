@@ -252,7 +252,7 @@ impl SessionConfig {
             config =
                 config.expire_after(Duration::from_secs(parse_secs("SESSION_EXPIRE_AFTER", &v)?));
         }
-        if let Some(settings) = StoreSettings::from_lookup(&get)? {
+        if let Some(settings) = StoreSettings::from_lookup(get)? {
             config = config.server_store(&settings)?;
         }
         let auth = get("RAILS_AUTH").unwrap_or_else(|| "devise".into());

@@ -507,10 +507,13 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// A backend in memory, counting round trips; `down` makes every call fail.
+    /// A stored value and its TTL.
+    pub(crate) type Record = (Vec<u8>, Option<Duration>);
+
+    /// A backend in memory; `down` makes every call fail.
     #[derive(Default)]
     pub(crate) struct Memory {
-        pub(crate) records: Mutex<HashMap<String, (Vec<u8>, Option<Duration>)>>,
+        pub(crate) records: Mutex<HashMap<String, Record>>,
         pub(crate) down: std::sync::atomic::AtomicBool,
     }
 
@@ -761,10 +764,9 @@ pub(crate) mod tests {
         ] {
             let (store, memory) =
                 store(RecordCodec::Raw(serializer), KeyScheme::Prefix("myapp:session:".into()));
-            let key = format!(
-                "myapp:session:2::3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9"
-            );
-            put_raw(&memory, &key, bytes);
+            let key =
+                "myapp:session:2::3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9";
+            put_raw(&memory, key, bytes);
             let loaded = block_on(store.load(PUBLIC)).unwrap();
             assert_eq!(loaded.is_some(), readable, "{serializer:?}");
             let Some(loaded) = loaded else { continue };
@@ -775,7 +777,7 @@ pub(crate) mod tests {
             block_on(store.save_loaded(&loaded.data, None, loaded.state.as_deref()))
                 .unwrap()
                 .unwrap();
-            let written = memory.records.lock().unwrap()[&key].0.clone();
+            let written = memory.records.lock().unwrap()[key].0.clone();
             if serializer == StoreSerializer::Marshal {
                 assert_eq!(written, marshal, "Marshal(D) byte-exact");
             } else {

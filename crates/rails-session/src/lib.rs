@@ -119,6 +119,27 @@
 //!   the session's, so a password change in Rails signs the user out here as well.
 //! * **CSRF** ([`CsrfLayer`], [`Session::csrf_token`]): masked, unmasked, global and per-form tokens, both base64
 //!   alphabets, optional Origin check; tokens are created in the Rails version's format, never replaced.
+//! * **Server-side sessions** ([`ServerStore`], [`StoreSettings`]): Rails' `cache_store` on Redis or memcached
+//!   (all three [`cache_entry`] formats), redis-store, redis-session-store and activerecord-session_store, with
+//!   Rack's private ids, lazy loads, no record for unknown ids, and no write-back of a record deleted mid-request;
+//!   the store down → 503. Set `SESSION_STORE` and `SESSION_STORE_URL`, or:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # fn config() -> Result<rails_session::SessionConfig, rails_session::ConfigError> {
+//! use std::time::Duration;
+//! use rails_session::rails_cookie::{Profile, SecretKeyBase};
+//! use rails_session::{SessionConfig, StoreKind, StoreSettings};
+//!
+//! // config.session_store :cache_store, key: "_app_session", expire_after: 2.weeks,
+//! //   cache: ActiveSupport::Cache::RedisCacheStore.new(url: "redis://127.0.0.1:6379/0", namespace: "myapp")
+//! let mut store = StoreSettings::new(StoreKind::CacheStore, "redis://127.0.0.1:6379/0");
+//! store.namespace = Some("myapp".into());
+//! let config = SessionConfig::new(Profile::rails_7_2(), SecretKeyBase::new("x".repeat(128))?, "_app_session")?
+//!     .expire_after(Duration::from_secs(14 * 24 * 3600))
+//!     .server_store(&store)?;
+//! # Ok(config) }
+//! ```
 //!
 //! ## Features
 //!
@@ -126,6 +147,9 @@
 //! - `actix-web`: the `actix` module (middleware and extractors).
 //! - `user-api` (default): [`HttpUserLoader`], an HTTP User API client with a TTL cache.
 //! - `user-api-rustls`: HTTPS for the User API.
+//! - `redis`: server-side sessions in Redis (`cache_store`, `redis_store`, `redis_session_store`).
+//! - `memcached`: server-side sessions in memcached (`cache_store`).
+//! - `database`: Rails 8 authentication's `sessions` table, and `active_record_store`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -8,6 +8,21 @@
 //! | [`EntryFormat::F61Absolute`] | `04 08 6f` | Rails 7.0/7.1 with `cache_format_version = 6.1`: `@created_at` 0.0, `@expires_in` an epoch |
 //! | [`EntryFormat::F70`] | `00` / `01` | `cache_format_version = 7.0`: `[value, expires_at]`, `01` when compressed |
 //! | [`EntryFormat::F71`] | `00 11` | `cache_format_version = 7.1` (`load_defaults 7.1`+): a binary header, then the payload |
+//!
+//! ```
+//! use rails_session::cache_entry::{decode, encode, EntryFormat, Stamp};
+//! use rails_session::rails_cookie::{Hash, Value};
+//!
+//! let mut session = Hash::new();
+//! session.insert("user_id", 42.into());
+//! // What Rails 7.1+ writes for `expires_in: 1.hour` at 1,800,000,000.
+//! let bytes = encode(&Value::Hash(session.clone()), EntryFormat::F71, Stamp { now: 1.8e9, expires_in: Some(3600.0) })?;
+//! assert_eq!(&bytes[..3], &[0x00, 0x11, 0x01]);
+//! let entry = decode(&bytes, 1 << 20)?;
+//! assert!(entry.is_expired(1.8e9 + 3600.0));
+//! assert_eq!((entry.value, entry.format, entry.expires_at), (Value::Hash(session), EntryFormat::F71, Some(1.8e9 + 3600.0)));
+//! # Ok::<(), rails_session::cache_entry::EntryError>(())
+//! ```
 
 use std::io::Read as _;
 
@@ -69,7 +84,8 @@ impl EntryFormat {
         }
     }
 
-    /// The oldest Rails that reads it (5.2 and 6.x raise on F70 and F71; 7.0 raises on F71).
+    /// The `cache_format_version` it belongs to. Rails 5.2 and 6.x cannot read 7.0 or 7.1 entries (a 500), and 7.0
+    /// cannot read 7.1 entries: write an entry back in the format it was read in.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {

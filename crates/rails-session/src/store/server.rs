@@ -364,6 +364,14 @@ impl ServerStore {
             else {
                 continue;
             };
+            if bytes.len() > self.options.max_size {
+                tracing::warn!(
+                    store = self.name,
+                    size = bytes.len(),
+                    "ignoring a session record above the size limit"
+                );
+                return Ok(None);
+            }
             match self.codec.decode(&bytes, self.options.max_size, now_f64()) {
                 Ok(Some((mut data, write_back))) => {
                     // The hash never holds the id; the session sees it as Rails' `session.id` does.
@@ -400,7 +408,8 @@ impl ServerStore {
                 .encode(&data, write_back, stamp)
                 .map_err(|e| StoreError::Record(format!("{}: {e}", self.name)))?;
             if bytes.len() > self.options.max_size {
-                return Err(StoreError::Backend(format!(
+                // Like CookieOverflow: a 500 for the request that made it, not the store's fault.
+                return Err(StoreError::Record(format!(
                     "{}: the session record is {} bytes, above the limit of {}",
                     self.name,
                     bytes.len(),
@@ -586,6 +595,13 @@ pub(crate) mod tests {
         (ServerStore::new("cache_store", memory.clone(), keys, codec, options), memory)
     }
 
+    fn store_with_limit(codec: RecordCodec, max_size: usize) -> (ServerStore, Arc<Memory>) {
+        let memory = Arc::new(Memory::default());
+        let options = ServerOptions { expire_after: None, max_size, read_public_key: true };
+        let keys = KeyScheme::RedisStore { namespace: "rack:session".into() };
+        (ServerStore::new("redis_store", memory.clone(), keys, codec, options), memory)
+    }
+
     fn cache() -> (ServerStore, Arc<Memory>) {
         store(
             RecordCodec::CacheEntry(EntryFormat::F71),
@@ -737,10 +753,14 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn unreadable_and_expired_records_are_misses() {
+    fn unreadable_oversized_and_expired_records_are_misses() {
         let (store, memory) = cache();
         put_raw(&memory, PRIVATE_KEY, b"garbage".to_vec());
         assert!(block_on(store.load(PUBLIC)).unwrap().is_none());
+        let (small, small_memory) = store_with_limit(RecordCodec::Marshal, 64);
+        let marshal = hex::decode(super::super::cache_entry::tests::MARSHAL_D).unwrap();
+        put_raw(&small_memory, &small.record_key(PUBLIC), marshal);
+        assert!(block_on(small.load(PUBLIC)).unwrap().is_none(), "205 bytes over a 64-byte limit");
         let expired = cache_entry::encode(
             &Value::Hash(d()),
             EntryFormat::F70,

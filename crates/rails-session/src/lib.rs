@@ -119,6 +119,8 @@
 //!   the session's, so a password change in Rails signs the user out here as well.
 //! * **CSRF** ([`CsrfLayer`], [`Session::csrf_token`]): masked, unmasked, global and per-form tokens, both base64
 //!   alphabets, optional Origin check; tokens are created in the Rails version's format, never replaced.
+//! * **Behind the gateway** (`gateway_auth`, feature `gateway-auth`): a service behind `railbridge serve` takes
+//!   a `GatewayUser` from the gateway's signed (optionally encrypted) assertion, checked against its JWKS.
 //! * **Server-side sessions** ([`ServerStore`], [`StoreSettings`]): Rails' `cache_store` on Redis or memcached
 //!   (all three [`cache_entry`] formats), redis-store, redis-session-store and activerecord-session_store, with
 //!   Rack's private ids, lazy loads, no record for unknown ids, and no write-back of a record deleted mid-request;
@@ -150,6 +152,7 @@
 //! - `redis`: server-side sessions in Redis (`cache_store`, `redis_store`, `redis_session_store`).
 //! - `memcached`: server-side sessions in memcached (`cache_store`).
 //! - `database`: Rails 8 authentication's `sessions` table, and `active_record_store`.
+//! - `gateway-auth`: the `gateway_auth` module — verify the railbridge gateway's assertions (`GatewayUser`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -170,6 +173,8 @@ mod user;
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "gateway-auth")]
+pub mod gateway_auth;
 
 pub use rails_cookie;
 
@@ -177,6 +182,8 @@ pub use config::{CookieDomain, SameSite, SessionConfig};
 pub use cookies::find_cookie;
 pub use csrf::{CsrfConfig, CsrfLayer, CsrfService, CsrfToken, OriginCheck, StoredTokenFormat};
 pub use error::{ConfigError, SessionError, StoreError};
+#[cfg(feature = "gateway-auth")]
+pub use gateway_auth::{AssertionError, AssertionVerifier, GatewayAuthLayer, GatewayUser};
 pub use guard::{RequireUserLayer, RequireUserService};
 #[cfg(any(feature = "user-api", feature = "database"))]
 pub use identity::CachedAuthSessions;
@@ -187,6 +194,8 @@ pub use identity::{
 };
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
+#[cfg(any(feature = "redis", feature = "memcached", feature = "database"))]
+pub use store::io_thread::{IoError, IoThread};
 pub use store::redact_url;
 pub use store::{
     cache_entry, CookieStore, LoadedSession, ServerStore, SessionId, SessionStore, StoreKind,

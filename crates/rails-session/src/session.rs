@@ -142,6 +142,11 @@ impl Session {
         &self.inner.config
     }
 
+    /// The configuration, shared (to make another [`Session`] with it, say for a cookie a response sets).
+    pub fn shared_config(&self) -> &Arc<SessionConfig> {
+        &self.inner.config
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means another handler panicked mid-update; the data is still a valid Hash.
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -16,6 +16,8 @@ mod api_actix;
 mod actix;
 mod behaviour;
 mod common;
+#[cfg(feature = "gateway-auth")]
+mod gateway_auth;
 mod live;
 mod live_7_2;
 #[cfg(all(feature = "redis", feature = "memcached"))]

@@ -394,6 +394,19 @@ impl Session {
         let path = path.strip_suffix('/').unwrap_or(path);
         mask(&self.config().csrf, &per_form_token(&raw, path, method))
     }
+
+    /// `valid_authenticity_token?` for a `method` request to `path` carrying `token` (from `X-CSRF-Token` or a
+    /// form): what Rails' `protect_from_forgery` would say, Origin aside (check it yourself; [`CsrfLayer`] does).
+    /// A session without a token accepts none.
+    pub async fn valid_authenticity_token(&self, method: &str, path: &str, token: &str) -> bool {
+        let config = &self.config().csrf;
+        let Some(raw) =
+            self.get_value(SESSION_KEY).await.as_ref().and_then(Value::as_str).and_then(raw_token)
+        else {
+            return false;
+        };
+        token_valid(config, &raw, token, path, method)
+    }
 }
 
 #[cfg(test)]

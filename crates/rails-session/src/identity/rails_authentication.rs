@@ -107,6 +107,12 @@ impl RailsAuthentication {
     pub async fn check(&self) -> Result<(), String> {
         self.sessions.user_of_session(&UserId::String("0".into())).await.map(|_| ())
     }
+
+    /// The `user_id` of the `sessions` row `row`, or `None` once it is gone (signed out): for checks made without
+    /// the browser's cookie, such as a gateway refreshing a token derived from this login.
+    pub async fn user_of_session(&self, row: &UserId) -> Result<Option<UserId>, String> {
+        self.sessions.user_of_session(row).await
+    }
 }
 
 impl fmt::Debug for RailsAuthentication {

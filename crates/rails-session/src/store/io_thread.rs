@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Why an operation handed to the thread did not finish.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum IoError {
+#[non_exhaustive]
+pub enum IoError {
     /// It ran out of time (the server is down or slow).
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
@@ -18,13 +19,23 @@ pub(crate) enum IoError {
     Ended,
 }
 
-pub(crate) struct IoThread {
+/// A current-thread tokio runtime on a thread of its own, for clients whose connections must not belong to any one of
+/// a service's runtimes (see the module docs). Shared by the session stores, the Rails 8 authentication reader, and
+/// the gateway's token store.
+pub struct IoThread {
     handle: tokio::runtime::Handle,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+impl std::fmt::Debug for IoThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoThread").finish_non_exhaustive()
+    }
+}
+
 impl IoThread {
-    pub(crate) fn start(name: &str) -> std::io::Result<IoThread> {
+    /// Starts the thread, named `name`.
+    pub fn start(name: &str) -> std::io::Result<IoThread> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, handle) = std::sync::mpsc::channel();
         std::thread::Builder::new().name(name.into()).spawn(move || {
@@ -46,13 +57,12 @@ impl IoThread {
     }
 
     /// The runtime's handle (to build clients on it).
-    #[cfg_attr(not(feature = "database"), allow(dead_code))]
-    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+    pub fn handle(&self) -> &tokio::runtime::Handle {
         &self.handle
     }
 
     /// Runs `work` on the thread, for at most `timeout`.
-    pub(crate) async fn run<T: Send + 'static>(
+    pub async fn run<T: Send + 'static>(
         &self,
         timeout: Duration,
         work: impl Future<Output = T> + Send + 'static,

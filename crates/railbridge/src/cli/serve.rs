@@ -48,7 +48,11 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
         }
         let store = check_store(&config);
         let login = check_login(&config);
-        return if store == ExitCode::SUCCESS { login } else { store };
+        let tokens = check_tokens(&config);
+        return [store, login, tokens]
+            .into_iter()
+            .find(|c| *c != ExitCode::SUCCESS)
+            .unwrap_or(ExitCode::SUCCESS);
     }
     init_tracing(&config);
     for w in config.warnings() {
@@ -102,6 +106,30 @@ fn check_store(config: &Config) -> ExitCode {
         }
         Err(e) => {
             println!("session store: not reachable: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--check`: the token exchange's settings, and one round trip to its store.
+fn check_tokens(config: &Config) -> ExitCode {
+    let Some(summary) = config.tokens_summary() else {
+        println!("tokens: off");
+        return ExitCode::SUCCESS;
+    };
+    println!("tokens: {summary}");
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(config.check_token_store()));
+    match checked {
+        Ok(()) => {
+            println!("token store: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("token store: not reachable: {e}");
             ExitCode::from(1)
         }
     }

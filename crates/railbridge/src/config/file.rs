@@ -19,6 +19,8 @@ pub(super) struct RawConfig {
     pub(super) jwt: RawJwt,
     pub(super) user_api: Option<RawUserApi>,
     #[serde(default)]
+    pub(super) tokens: RawTokens,
+    #[serde(default)]
     pub(super) log: RawLog,
     #[serde(default, rename = "route")]
     pub(super) routes: Vec<RawRoute>,
@@ -168,6 +170,32 @@ pub(super) struct RawKey {
     pub(super) sign: Option<bool>,
 }
 
+/// `[tokens]`: bearer tokens for clients the Rails cookie cannot reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    /// Token exchange on (default: on whenever the gateway has a JWT signing key).
+    pub(super) enabled: Option<bool>,
+    /// Lifetime of an access token (default 5 minutes, at most 15).
+    pub(super) access_ttl: Option<RawDuration>,
+    /// Longest life of a refresh token family, from the exchange (default 24 hours, at most 90 days).
+    pub(super) refresh_lifetime: Option<RawDuration>,
+    /// `aud` of access tokens (default `railbridge-api`).
+    pub(super) audience: Option<String>,
+    /// Origins the token endpoint accepts besides the gateway's own (`https://app.example.com`).
+    #[serde(default)]
+    pub(super) public_origins: Vec<String>,
+    /// Where refresh tokens and revocations live: `redis://…` (env `RAILBRIDGE_TOKEN_STORE_URL`); in memory when
+    /// unset.
+    pub(super) store_url: Option<Redacted>,
+    /// A file holding the secret of `POST /_railbridge/revoke` (env `RAILBRIDGE_REVOKE_SECRET`).
+    pub(super) revoke_secret_file: Option<PathBuf>,
+    /// Encrypt access tokens (JWE `dir` + `A256GCM`) with the 32-byte key in this file (64 hex characters or
+    /// base64); older keys after it are still accepted.
+    #[serde(default)]
+    pub(super) encryption_key_files: Vec<PathBuf>,
+}
+
 /// `[user_api]`: `rails-session`'s HTTP User API loader.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +240,8 @@ pub(super) struct RawRoute {
     pub(super) preserve_host: Option<bool>,
     /// Send `X-Railbridge-Assertion` on this route (default: `[jwt] enabled`).
     pub(super) assertion: Option<bool>,
+    /// Accept `Authorization: Bearer <access token>` from `/_railbridge/token` as the identity (default off).
+    pub(super) accept_bearer: Option<bool>,
     /// Time to the upstream's response head, and then between two chunks of its body (default
     /// `[server] request_timeout`).
     pub(super) timeout: Option<RawDuration>,

@@ -87,6 +87,7 @@ pub struct Config {
     pub(crate) routes: Vec<Route>,
     pub(crate) jwt: Option<JwtConfig>,
     pub(crate) fields: Vec<Field>,
+    pub(crate) tokens: Option<TokensConfig>,
     /// Identity reuse for an identical cookie (`None`: off).
     pub(crate) identity_cache_ttl: Option<Duration>,
     pub(crate) log: LogConfig,
@@ -160,6 +161,21 @@ impl Config {
         self.session.as_ref()?.scopes.first().map(|(_, c)| &**c)
     }
 
+    /// The token exchange's settings in one line (none when it is off).
+    #[must_use]
+    pub fn tokens_summary(&self) -> Option<String> {
+        let (tokens, jwt) = (self.tokens.as_ref()?, self.jwt.as_ref()?);
+        crate::gateway::tokens::Tokens::new(tokens, jwt).ok().map(|t| t.describe())
+    }
+
+    /// One round trip to the token store (nothing to do in memory).
+    pub async fn check_token_store(&self) -> Result<(), String> {
+        let (Some(tokens), Some(jwt)) = (self.tokens.as_ref(), self.jwt.as_ref()) else {
+            return Ok(());
+        };
+        crate::gateway::tokens::Tokens::new(tokens, jwt)?.check_store().await
+    }
+
     /// Things worth a warning at start-up (no `SECRET_KEY_BASE`, …).
     #[must_use]
     pub fn warnings(&self) -> &[String] {
@@ -227,6 +243,8 @@ pub(crate) struct SessionSettings {
     /// Rails 8 authentication logins: `RAILS_AUTH_CACHE_TTL`, which the gateway's identity cache takes over (keyed
     /// by the signed cookie), so that a sign-out shows within that TTL and the cached path costs what Devise's does.
     pub(crate) login_cache_ttl: Option<Duration>,
+    /// The User API client (token refreshes check the Devise salt with it).
+    pub(crate) user_loader: Option<rails_session::HttpUserLoader>,
 }
 
 impl SessionSettings {
@@ -285,6 +303,39 @@ pub(crate) struct Route {
     pub(crate) preserve_host: bool,
     pub(crate) assertion: bool,
     pub(crate) timeout: Duration,
+    /// `Authorization: Bearer` access tokens are an identity here.
+    pub(crate) accept_bearer: bool,
+}
+
+/// `[tokens]`, when token exchange is on.
+#[derive(Clone)]
+pub(crate) struct TokensConfig {
+    pub(crate) access_ttl: Duration,
+    pub(crate) refresh_lifetime: Duration,
+    pub(crate) audience: String,
+    /// `scheme://host[:port]`, lowercase.
+    pub(crate) public_origins: Vec<String>,
+    pub(crate) store_url: Option<String>,
+    pub(crate) revoke_secret: Option<Arc<zeroize::Zeroizing<String>>>,
+    /// JWE keys by kid; the first encrypts.
+    pub(crate) encryption_keys: Vec<(String, Arc<zeroize::Zeroizing<[u8; 32]>>)>,
+}
+
+impl fmt::Debug for TokensConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokensConfig")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("audience", &self.audience)
+            .field("public_origins", &self.public_origins)
+            .field("store", &self.store_url.as_deref().map(rails_session::redact_url))
+            .field("revoke_secret", &self.revoke_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "encryption_kids",
+                &self.encryption_keys.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// `[jwt]`, when assertions are on.

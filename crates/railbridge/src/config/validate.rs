@@ -10,14 +10,15 @@ use http::uri::Scheme;
 use http::{HeaderName, Uri};
 use rails_session::{HttpUserLoader, IdentityConfig, OnLoaderError, SessionConfig};
 
-use super::file::{RawConfig, RawDuration, RawRails, RawRoute, RawUserApi};
+use super::file::{RawConfig, RawDuration, RawRails, RawRoute, RawTokens, RawUserApi};
 use super::{
     Cidr, Config, ConfigError, Field, FieldSource, JwtConfig, LogConfig, Policy, Route,
-    ServerConfig, SessionSettings, Upstream,
+    ServerConfig, SessionSettings, TokensConfig, Upstream,
 };
 use crate::gateway::headers::{is_identity_header, IDENTITY_HEADERS};
 use crate::jwt::issuer::MAX_TTL;
 use crate::jwt::{KeySet, SigningKey};
+use base64::Engine as _;
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -64,6 +65,15 @@ pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, Config
     let routes = routes(&raw.routes, &server, env)?;
     let jwt = jwt(&raw, env)?;
     let fields = fields(&raw)?;
+    let tokens = tokens(&raw.tokens, jwt.is_some(), env)?;
+    if tokens.is_none() {
+        if let Some(r) = routes.iter().find(|r| r.accept_bearer) {
+            return Err(ConfigError::invalid(
+                "route.accept_bearer",
+                format!("route {:?} accepts bearer tokens, but token exchange is off (it needs a [[jwt.key]])", r.name),
+            ));
+        }
+    }
     let user_api = match (env("RAILBRIDGE_USER_API_URL"), raw.user_api) {
         (Some(url), file) => Some(RawUserApi {
             url,
@@ -126,7 +136,18 @@ pub(super) fn validate(raw: RawConfig, env: Lookup<'_>) -> Result<Config, Config
     }
     let ttl = session.as_ref().and_then(|s| s.login_cache_ttl).unwrap_or(ttl);
     let identity_cache_ttl = (!ttl.is_zero()).then_some(ttl);
-    Ok(Config { listen, server, session, routes, jwt, fields, identity_cache_ttl, log, warnings })
+    Ok(Config {
+        listen,
+        server,
+        session,
+        routes,
+        jwt,
+        fields,
+        tokens,
+        identity_cache_ttl,
+        log,
+        warnings,
+    })
 }
 
 fn listen(file: Option<&str>, env: Lookup<'_>) -> Result<SocketAddr, ConfigError> {
@@ -275,6 +296,7 @@ fn routes(
             preserve_host: false,
             assertion: true,
             timeout: server.request_timeout,
+            accept_bearer: false,
         }]);
     }
     let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
@@ -342,6 +364,7 @@ fn routes(
             preserve_host: r.preserve_host.unwrap_or(false),
             assertion: r.assertion.unwrap_or(true),
             timeout: duration(&at("timeout"), r.timeout.as_ref(), server.request_timeout)?,
+            accept_bearer: r.accept_bearer.unwrap_or(false),
         });
     }
     Ok(routes)
@@ -529,8 +552,11 @@ fn session(
     };
     let mut default =
         if devise { base.clone().identity(identity_for(&default_scope)) } else { base.clone() };
+    let mut loader = None;
     if let Some(api) = user_api {
-        default = default.user_loader_with(user_loader(api)?, on_error(api)?);
+        let l = user_loader(api)?;
+        loader = Some(l.clone());
+        default = default.user_loader_with(l, on_error(api)?);
     }
     let mut scopes = vec![(default_scope.clone(), Arc::new(default))];
     for route in routes {
@@ -556,6 +582,7 @@ fn session(
         scopes,
         hash_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &hash_key),
         user_api: user_api.is_some(),
+        user_loader: loader,
         login_cache_ttl,
     }))
 }
@@ -723,6 +750,112 @@ fn fields(raw: &RawConfig) -> Result<Vec<Field>, ConfigError> {
         out.push(Field { source, header, claim: f.claim.clone() });
     }
     Ok(out)
+}
+
+/// `[tokens]`: on by default when a JWT signing key exists.
+fn tokens(
+    raw: &RawTokens,
+    has_keys: bool,
+    env: Lookup<'_>,
+) -> Result<Option<TokensConfig>, ConfigError> {
+    match raw.enabled {
+        Some(false) => return Ok(None),
+        Some(true) if !has_keys => {
+            return Err(ConfigError::invalid(
+                "tokens.enabled",
+                "token exchange signs access tokens with the gateway's JWT key: add a [[jwt.key]] or RAILBRIDGE_JWT_KEY_FILE",
+            ))
+        }
+        _ if !has_keys => return Ok(None),
+        _ => {}
+    }
+    let access_ttl =
+        duration("tokens.access_ttl", raw.access_ttl.as_ref(), Duration::from_secs(300))?;
+    if access_ttl.is_zero() || access_ttl > Duration::from_secs(15 * 60) {
+        return Err(ConfigError::invalid(
+            "tokens.access_ttl",
+            "an access token lives between 1 s and 15 minutes",
+        ));
+    }
+    let refresh_lifetime = duration(
+        "tokens.refresh_lifetime",
+        raw.refresh_lifetime.as_ref(),
+        Duration::from_secs(24 * 3600),
+    )?;
+    if refresh_lifetime < access_ttl || refresh_lifetime > Duration::from_secs(90 * 24 * 3600) {
+        return Err(ConfigError::invalid(
+            "tokens.refresh_lifetime",
+            "between the access token's lifetime and 90 days",
+        ));
+    }
+    let audience = raw.audience.clone().unwrap_or_else(|| "railbridge-api".into());
+    if audience.is_empty() || audience.len() > 200 {
+        return Err(ConfigError::invalid("tokens.audience", "1 to 200 characters"));
+    }
+    let mut public_origins = Vec::new();
+    for o in &raw.public_origins {
+        let lower = o.trim().trim_end_matches('/').to_ascii_lowercase();
+        let ok = (lower.starts_with("https://") || lower.starts_with("http://"))
+            && !lower.split("://").nth(1).unwrap_or("").is_empty()
+            && !lower.split("://").nth(1).unwrap_or("").contains(['/', '?', '#', '@']);
+        if !ok {
+            return Err(ConfigError::invalid(
+                "tokens.public_origins",
+                format!("{o:?} is not an origin (scheme://host[:port])"),
+            ));
+        }
+        public_origins.push(lower);
+    }
+    let store_url =
+        env("RAILBRIDGE_TOKEN_STORE_URL").or_else(|| raw.store_url.as_ref().map(|u| u.0.clone()));
+    if let Some(url) = &store_url {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(ConfigError::invalid(
+                "tokens.store_url (RAILBRIDGE_TOKEN_STORE_URL)",
+                "a redis:// or rediss:// URL",
+            ));
+        }
+    }
+    let revoke_secret = match (env("RAILBRIDGE_REVOKE_SECRET"), &raw.revoke_secret_file) {
+        (Some(s), _) => Some(s),
+        (None, Some(p)) => Some(read_secret("tokens.revoke_secret_file", p)?),
+        (None, None) => None,
+    };
+    if revoke_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(ConfigError::invalid(
+            "tokens.revoke_secret_file (RAILBRIDGE_REVOKE_SECRET)",
+            "at least 32 characters (`openssl rand -hex 32`)",
+        ));
+    }
+    let mut encryption_keys = Vec::new();
+    for (i, p) in raw.encryption_key_files.iter().enumerate() {
+        let field = format!("tokens.encryption_key_files[{i}]");
+        let text = zeroize::Zeroizing::new(read_secret(&field, p)?);
+        let bytes = zeroize::Zeroizing::new(match hex::decode(text.trim()) {
+            Ok(b) => b,
+            Err(_) => {
+                base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|_| {
+                    ConfigError::invalid(&field, "neither 64 hex characters nor base64")
+                })?
+            }
+        });
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            ConfigError::invalid(&field, format!("{} bytes; an A256GCM key is 32", bytes.len()))
+        })?;
+        // The kid names the key without revealing it: the first 8 bytes of its SHA-256, hex.
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key);
+        let kid = hex::encode(&digest.as_ref()[..8]);
+        encryption_keys.push((kid, Arc::new(zeroize::Zeroizing::new(key))));
+    }
+    Ok(Some(TokensConfig {
+        access_ttl,
+        refresh_lifetime,
+        audience,
+        public_origins,
+        store_url,
+        revoke_secret: revoke_secret.map(|s| Arc::new(zeroize::Zeroizing::new(s))),
+        encryption_keys,
+    }))
 }
 
 #[cfg(test)]

@@ -200,6 +200,51 @@ impl IdentityHeaders<'_> {
         out
     }
 
+    /// The configured fields that have a claim, with their values for `who` (what an access token carries).
+    pub(crate) async fn claims(&self, who: &Resolved, session: &Session) -> Vec<(String, Json)> {
+        let values = self.field_values(who, session).await;
+        self.fields.iter().zip(values).filter_map(|(f, v)| Some((f.claim.clone()?, v?))).collect()
+    }
+
+    /// The headers for a bearer access token's claims: the same as for the session it was exchanged from (fields
+    /// come back from their claims; a field without a claim is not in the token, so not sent).
+    pub(crate) fn for_claims(
+        &self,
+        user: &str,
+        scope: Option<&str>,
+        sid: &str,
+        claims: &serde_json::Map<String, Json>,
+    ) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(4 + self.fields.len());
+        out.push((X_RAILBRIDGE_USER, identity_value(user)));
+        if let Some(scope) = scope {
+            out.push((X_RAILBRIDGE_SCOPE, identity_value(scope)));
+        }
+        out.push((X_RAILBRIDGE_SESSION, identity_value(sid)));
+        let mut extra = Vec::new();
+        for field in self.fields {
+            let Some(claim) = &field.claim else { continue };
+            let Some(value) = claims.get(claim).filter(|v| !v.is_null()) else { continue };
+            if let Some(name) = &field.header {
+                let text = match value {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.push((name.clone(), identity_value(&text)));
+            }
+            extra.push((claim.clone(), value.clone()));
+        }
+        if let (true, Some(issuer)) = (self.assertion, self.issuer) {
+            let subject =
+                Subject { audience: self.audience, user, session: sid, scope, extra: &extra };
+            match issuer.assertion(&subject) {
+                Ok(token) => out.push((X_RAILBRIDGE_ASSERTION, token)),
+                Err(e) => tracing::error!(error = %e, "could not sign the identity assertion"),
+            }
+        }
+        out
+    }
+
     async fn field_values(&self, who: &Resolved, session: &Session) -> Vec<Option<Json>> {
         if self.fields.is_empty() {
             return Vec::new();

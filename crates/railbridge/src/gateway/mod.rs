@@ -12,6 +12,7 @@ pub(crate) mod identity;
 pub(crate) mod pool;
 pub(crate) mod router;
 pub(crate) mod telemetry;
+pub(crate) mod tokens;
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -76,7 +77,7 @@ struct Shared {
 }
 
 /// Everything derived from one [`Config`].
-struct State {
+pub(crate) struct State {
     config: Config,
     /// Tells this configuration's per-thread upstream clients from an older one's.
     generation: u64,
@@ -87,6 +88,8 @@ struct State {
     /// Requests to the gateway's own endpoints, and requests that match no route.
     builtin_metrics: RouteMetrics,
     no_route_metrics: RouteMetrics,
+    /// Token exchange, when on.
+    tokens: Option<Arc<tokens::Tokens>>,
 }
 
 /// The identity headers of a signed-in session, as sent to a route's upstream.
@@ -144,6 +147,7 @@ impl State {
                 preserve_host: false,
                 assertion: true,
                 timeout: config.server.request_timeout,
+                accept_bearer: false,
             },
             session,
             default_scope,
@@ -157,7 +161,18 @@ impl State {
                 None
             }
         });
+        let tokens = match (&config.tokens, &config.jwt) {
+            (Some(t), Some(jwt)) => match tokens::Tokens::new(t, jwt) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    tracing::error!(error = %e, "token exchange is off: it could not be set up");
+                    None
+                }
+            },
+            _ => None,
+        };
         State {
+            tokens,
             config,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             router,
@@ -322,6 +337,12 @@ impl Gateway {
         if path == "/_railbridge/auth" || path.starts_with("/_railbridge/auth/") {
             return forward_auth(state, req, peer, path).await;
         }
+        if path == "/_railbridge/token" || path == "/_railbridge/revoke" {
+            return match &state.tokens {
+                Some(tokens) => tokens.endpoint(state, req, peer, path).await,
+                None => ProxyError::NoRoute.into_response(),
+            };
+        }
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             return text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
         }
@@ -473,6 +494,19 @@ impl RouteHandler {
             Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
             Mode::Proxy => send(state, &self.route.route, req, &self.peer, &identity).await,
         };
+        // A sign-out that passes through the gateway ends the tokens of that session.
+        if let (Some(tokens), Some(who)) = (&state.tokens, &who) {
+            if response.headers().contains_key(http::header::SET_COOKIE) {
+                tokens
+                    .watch_sign_out(
+                        session.shared_config(),
+                        &session,
+                        &who.session_hash,
+                        response.headers(),
+                    )
+                    .await;
+            }
+        }
         let upstream_session_cookies = session_cookies(response.headers(), settings.cookie_name());
         response
             .extensions_mut()
@@ -535,6 +569,11 @@ async fn proxy(
         tracing::debug!(count = forged, "stripped client-sent X-Railbridge-* headers");
     }
     let policy = state.router.policy(&rs.route, path).clone();
+    if rs.route.accept_bearer {
+        if let Some(answer) = bearer(state, rs, &mut req, peer, mode).await {
+            return answer;
+        }
+    }
     let Some(session_layer) = &rs.session else {
         rs.metrics.auth(Outcome::NoSecret);
         return match (policy, mode) {
@@ -598,6 +637,61 @@ async fn proxy(
         }
     }
     response
+}
+
+/// A bearer access token on an `accept_bearer` route: its identity, or 401 with the reason. `None`: no bearer
+/// token, so the cookie decides.
+async fn bearer(
+    state: &Arc<State>,
+    rs: &Arc<RouteState>,
+    req: &mut Request<Body>,
+    peer: &Peer,
+    mode: Mode,
+) -> Option<Response<Body>> {
+    let tokens = state.tokens.as_ref()?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))?
+        .trim()
+        .to_owned();
+    // The bearer token is for the gateway: the upstream gets the identity headers instead.
+    req.headers_mut().remove(header::AUTHORIZATION);
+    match tokens.bearer(&token).await {
+        Ok(bearer) => {
+            rs.metrics.auth(Outcome::SignedIn);
+            let headers = IdentityHeaders {
+                fields: &state.config.fields,
+                issuer: state.issuer.as_ref(),
+                audience: &rs.route.name,
+                assertion: rs.route.assertion,
+            };
+            let identity = tokens.bearer_identity(&headers, &bearer);
+            let req = std::mem::take(req);
+            Some(match mode {
+                Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
+                Mode::Proxy => send(state, &rs.route, req, peer, &identity).await,
+            })
+        }
+        Err("token_store_unavailable") => Some(error::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":"token store unavailable"}"#,
+        )),
+        Err(reason) => {
+            rs.metrics.auth(Outcome::InvalidCookie);
+            let mut r = error::json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "invalid_token", "reason": reason}).to_string(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "Bearer error=\"invalid_token\", error_description=\"{reason}\""
+            )) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            Some(r)
+        }
+    }
 }
 
 fn session_cookies(headers: &http::HeaderMap, name: &str) -> usize {

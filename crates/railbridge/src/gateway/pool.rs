@@ -476,6 +476,7 @@ mod tests {
             preserve_host: false,
             assertion: false,
             timeout: Duration::from_secs(5),
+            accept_bearer: false,
         };
         let pool = pool(Duration::from_secs(60), 8);
         let peer = super::super::forward::Peer::new("127.0.0.1:1".parse().unwrap());

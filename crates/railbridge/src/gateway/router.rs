@@ -137,6 +137,7 @@ mod tests {
             preserve_host: false,
             assertion: true,
             timeout: Duration::from_secs(1),
+            accept_bearer: false,
         }
     }
 

@@ -78,7 +78,29 @@ impl Issuer {
         Ok(token)
     }
 
+    /// An access token of the token exchange: the claims of an assertion for `subject` (whose `audience` is the
+    /// tokens' audience), living `ttl`, with `registered` claims added after the configured ones (`fam`, `use`).
+    pub(crate) fn access_token(
+        &self,
+        subject: &Subject<'_>,
+        ttl: Duration,
+        registered: &[(&str, Json)],
+    ) -> Result<String, KeyError> {
+        let token = self.sign_with(subject, SystemTime::now(), ttl, registered)?;
+        token.to_str().map(str::to_owned).map_err(|_| KeyError::Sign)
+    }
+
     fn sign(&self, s: &Subject<'_>, now: SystemTime) -> Result<HeaderValue, KeyError> {
+        self.sign_with(s, now, self.ttl, &[])
+    }
+
+    fn sign_with(
+        &self,
+        s: &Subject<'_>,
+        now: SystemTime,
+        ttl: Duration,
+        registered: &[(&str, Json)],
+    ) -> Result<HeaderValue, KeyError> {
         let iat = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut jti = [0u8; 16];
         ring::rand::SystemRandom::new().fill(&mut jti).map_err(|_| KeyError::Sign)?;
@@ -95,8 +117,11 @@ impl Issuer {
             claims.insert("scope".into(), scope.into());
         }
         claims.insert("iat".into(), iat.into());
-        claims.insert("exp".into(), (iat + self.ttl.as_secs()).into());
+        claims.insert("exp".into(), (iat + ttl.as_secs()).into());
         claims.insert("jti".into(), URL_SAFE_NO_PAD.encode(jti).into());
+        for (name, value) in registered {
+            claims.insert((*name).to_owned(), value.clone());
+        }
         let payload = serde_json::to_vec(&claims).map_err(|_| KeyError::Sign)?;
         let mut token = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 400);
         token.push_str(&self.header);

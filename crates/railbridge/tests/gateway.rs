@@ -14,6 +14,8 @@ mod nginx;
 mod stores;
 #[path = "gateway_support.rs"]
 mod support;
+#[path = "gateway_tokens.rs"]
+mod tokens;
 
 use std::time::{Duration, Instant};
 

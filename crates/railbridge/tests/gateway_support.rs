@@ -81,6 +81,11 @@ impl Server {
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// A server running as `task` on `addr` (aborted on drop).
+    pub(crate) fn from_parts(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Server {
+        Server { addr, task }
+    }
 }
 
 impl Drop for Server {
@@ -259,6 +264,11 @@ pub(crate) fn config(toml: &str, env: &[(&str, &str)]) -> Config {
 
 pub(crate) async fn start(config: Config) -> Gw {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(listener, config).await
+}
+
+/// [`start`] on a listener bound beforehand (when its address must be known first).
+pub(crate) async fn start_on(listener: tokio::net::TcpListener, config: Config) -> Gw {
     let addr = listener.local_addr().unwrap();
     let gateway = Gateway::new(config);
     let (tx, rx) = oneshot::channel::<()>();

@@ -172,10 +172,12 @@ pub(crate) async fn raw_status(addr: SocketAddr, request_target: &str) -> u16 {
 }
 
 async fn set_session(req: Request) -> Response {
+    // `X-Set-Cookie` names the cookie to set (a test's own session); else a fixed one.
+    let wanted = req.headers().get("x-set-cookie").cloned();
     let mut r = echo_handler(req).await.into_response();
     r.headers_mut().append(
         http::header::SET_COOKIE,
-        http::HeaderValue::from_static("_app_session=from-upstream; path=/"),
+        wanted.unwrap_or(http::HeaderValue::from_static("_app_session=from-upstream; path=/")),
     );
     r
 }

@@ -405,3 +405,210 @@ preserve_host = true
     let r = send(client().get(svc.url("/me"))).await;
     assert_eq!((r.status, r.json()["error"].clone()), (401, json!("missing_token")));
 }
+
+/// Encrypted access tokens (JWE `dir` + `A256GCM`), the in-memory store, and the sign-out rules, with sessions the
+/// test writes itself (no Rails needed).
+#[tokio::test]
+async fn encrypted_tokens_in_memory_and_what_counts_as_a_sign_out() {
+    let echo = echo().await;
+    let dir = TempDir::new("tokens-jwe");
+    let key = dir.write("ed.pem", &ed25519_pem());
+    let aes = [7u8; 32];
+    let aes_file = dir.write("token.key", &hex::encode(aes));
+    let toml = routes_toml(
+        &echo,
+        &format!(
+            "[[jwt.key]]\nfile = \"{}\"\n[tokens]\nencryption_key_files = [\"{}\"]\n\n[[route]]\nname = \"bearer\"\nprefix = \"/bearer\"\nupstream = \"http://{}\"\naccept_bearer = true\n",
+            key.display(),
+            aes_file.display(),
+            echo.addr
+        ),
+    );
+    let gw = gateway(&toml, &[]).await;
+    let cookie = cookie_for(&devise_session("user", 42));
+    let csrf = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="; // the session's own (unmasked) token
+    let exchange = |cookie: String| {
+        client()
+            .post(gw.url("/_railbridge/token"))
+            .header("cookie", cookie)
+            .header("origin", gw.url(""))
+            .header("x-csrf-token", csrf)
+    };
+    let r = send(exchange(cookie.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(access.split('.').count(), 5, "a JWE compact serialization");
+    let r = bearer(&gw, "/bearer/x", &access).await;
+    assert_eq!(
+        (r.status, r.json()["headers"]["x-railbridge-user"].clone()),
+        (200, json!(["42"])),
+        "{}",
+        r.body
+    );
+    // A service holding the key reads it as it reads an assertion.
+    let jwks = get(&gw.url("/.well-known/jwks.json"), None).await.body;
+    let kid = hex::encode(&ring::digest::digest(&ring::digest::SHA256, &aes).as_ref()[..8]);
+    let verifier = rails_session::gateway_auth::AssertionVerifier::builder()
+        .jwks_json(jwks.clone())
+        .audience("railbridge-api")
+        .decryption_key(kid, &aes)
+        .build()
+        .unwrap();
+    assert_eq!(verifier.verify_cached(&access).unwrap().user_id(), "42");
+    let without_key = rails_session::gateway_auth::AssertionVerifier::builder()
+        .jwks_json(jwks)
+        .audience("railbridge-api")
+        .build()
+        .unwrap();
+    assert!(
+        without_key.verify_cached(&access).is_err(),
+        "the claims are unreadable without the key"
+    );
+
+    // What a response setting the session cookie means for the tokens of the session behind it.
+    let c = codec(rails_cookie::Profile::rails_6_1());
+    let set = |session: &rails_cookie::Hash| {
+        let value = c.encode(COOKIE, &rails_cookie::Value::Hash(session.clone()), None).unwrap();
+        format!("{COOKIE}={}; path=/; HttpOnly", rails_cookie::escape(&value))
+    };
+    let mut timeout_refresh = devise_session("user", 42);
+    let mut last = rails_cookie::Hash::new();
+    last.insert("last_request_at", 1_800_000_000i64.into());
+    timeout_refresh.insert("warden.user.user.session", rails_cookie::Value::Hash(last));
+    let mut signed_out = devise_session("user", 42);
+    signed_out.remove("warden.user.user.key");
+    let mut other_session = devise_session("user", 42);
+    other_session.insert("session_id", "f".repeat(32).into());
+    for (set_cookie, ends) in [
+        (set(&timeout_refresh), false),
+        (set(&signed_out), true),
+        (set(&other_session), true),
+        (format!("{COOKIE}=; path=/; max-age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT"), true),
+    ] {
+        let access = send(exchange(cookie.clone())).await.json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = send(
+            client()
+                .post(gw.url("/echo/set-session"))
+                .header("cookie", &cookie)
+                .header("x-set-cookie", &set_cookie),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let after = bearer(&gw, "/bearer/x", &access).await.status;
+        assert_eq!(
+            after == 401,
+            ends,
+            "{set_cookie}: tokens {}",
+            if ends { "must end" } else { "must live" }
+        );
+    }
+}
+
+/// Refreshing checks that the Rails login is still there: a server-side session record deleted elsewhere, and a
+/// Devise password change (the salt, through the User API).
+#[tokio::test]
+async fn refresh_checks_the_rails_login() {
+    if skip_live() {
+        return;
+    }
+    let Some(redis) = testkit::Redis::start() else { return };
+    let dir = TempDir::new("tokens-refresh");
+    let db = dir.0.join("app.sqlite3");
+    let with_env = |app: testkit::RailsApp| {
+        app.env("RAILS_PROFILE", "6.1")
+            .env("RAILS_TEST_HELPERS", "1")
+            .env("RAILS_APP_DB", &db)
+            .env("SECRET_KEY_BASE", SKB)
+            .env("SESSION_KEY", COOKIE)
+            .env("SESSION_STORE", "cache_store")
+            .env("SESSION_STORE_URL", redis.url())
+            .env("SESSION_STORE_NAMESPACE", "myapp")
+    };
+    let app = with_env(testkit::RailsApp::rails_6_1()).start();
+    let api = workspace_root().join("crates/rails-session/tests/support/user_api.rb");
+    let user_api = with_env(testkit::RailsApp::script("user API", api)).start();
+    let echo = echo().await;
+    let key = dir.write("ed.pem", &ed25519_pem());
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_paths = ["/users/sign_in"]
+[rails]
+session_key = "{COOKIE}"
+rails_version = "6.1"
+session_store = "cache_store"
+session_store_url = "{redis}"
+session_store_namespace = "myapp"
+[log]
+access_log = false
+[identity]
+cache_ttl = 0
+[user_api]
+url = "{user_api}/internal/users/{{id}}"
+cache_ttl = 0
+[[jwt.key]]
+file = "{key}"
+[[route]]
+name = "api"
+prefix = "/api"
+upstream = "http://{echo}"
+accept_bearer = true
+[[route]]
+name = "rails"
+prefix = "/"
+upstream = "{rails}"
+policy = "public"
+forward_session_cookie = true
+preserve_host = true
+"#,
+        redis = redis.url(),
+        user_api = user_api.base_url(),
+        key = key.display(),
+        echo = echo.addr,
+        rails = app.base_url(),
+    );
+    let gw = gateway(&toml, &[]).await;
+    let origin = gw.url("");
+    let mut b = Browser::new();
+    b.sign_in(&origin, "user@example.com", "password123").await;
+    // The record deleted behind the gateway's back (an admin, another app): the next refresh is refused.
+    let refresh1 = tokens_for(&mut b, &gw, &origin).await;
+    let cookie = b.cookie(COOKIE).unwrap().to_owned();
+    let key = format!(
+        "myapp:_session_id:{}",
+        rails_session::SessionId::from_cookie(&cookie).unwrap().private_id()
+    );
+    assert!(redis.command(&[b"DEL", key.as_bytes()]).starts_with(b":1"));
+    let r = refresh(&gw, &refresh1).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("invalid_grant")), "{}", r.body);
+
+    // A password change at Rails (a new salt): the next refresh is refused.
+    let mut b = Browser::new();
+    b.sign_in(&origin, "user@example.com", "password123").await;
+    let refresh2 = tokens_for(&mut b, &gw, &origin).await;
+    let r = refresh(&gw, &refresh2).await;
+    assert_eq!(r.status, 200, "still signed in: {}", r.body);
+    let refresh3 = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let reset = send(
+        client()
+            .post(app.url("/test/reset_password"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("email=user%40example.com&password=changed456"),
+    )
+    .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let r = refresh(&gw, &refresh3).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("invalid_grant")), "{}", r.body);
+}
+
+/// Exchanges the browser's session for tokens; the refresh token.
+async fn tokens_for(b: &mut Browser, gw: &Gw, origin: &str) -> String {
+    let csrf = b.get(&gw.url("/csrf")).await.json()["token"].as_str().unwrap().to_owned();
+    let r = exchange(b, gw, Some(&csrf), Some(origin)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["refresh_token"].as_str().unwrap().to_owned()
+}

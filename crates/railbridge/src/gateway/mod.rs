@@ -497,14 +497,7 @@ impl RouteHandler {
         // A sign-out that passes through the gateway ends the tokens of that session.
         if let (Some(tokens), Some(who)) = (&state.tokens, &who) {
             if response.headers().contains_key(http::header::SET_COOKIE) {
-                tokens
-                    .watch_sign_out(
-                        session.shared_config(),
-                        &session,
-                        &who.session_hash,
-                        response.headers(),
-                    )
-                    .await;
+                tokens.watch_sign_out(&session, &who.session_hash, response.headers()).await;
             }
         }
         let upstream_session_cookies = session_cookies(response.headers(), settings.cookie_name());
@@ -607,7 +600,27 @@ async fn proxy(
             rs.metrics.auth(Outcome::SignedIn);
             return match mode {
                 Mode::Auth => with_identity(text(StatusCode::OK, "ok\n"), &identity),
-                Mode::Proxy => send(state, &rs.route, req, peer, &identity).await,
+                Mode::Proxy => {
+                    // The request's session, should the response end it (its tokens then end too).
+                    let session = state.tokens.as_ref().map(|_| {
+                        let value = session_cookie_raw(req.headers(), session_layer.config().key())
+                            .map(|v| rails_session::rails_cookie::unescape(v).into_owned());
+                        Session::new(session_layer.shared_config().clone(), value, None)
+                    });
+                    let response = send(state, &rs.route, req, peer, &identity).await;
+                    if let (Some(tokens), Some(session)) = (&state.tokens, session) {
+                        let sid = identity
+                            .iter()
+                            .find(|(name, _)| *name == headers::X_RAILBRIDGE_SESSION)
+                            .and_then(|(_, v)| v.to_str().ok());
+                        if let (Some(sid), true) =
+                            (sid, response.headers().contains_key(header::SET_COOKIE))
+                        {
+                            tokens.watch_sign_out(&session, sid, response.headers()).await;
+                        }
+                    }
+                    response
+                }
             };
         }
     }

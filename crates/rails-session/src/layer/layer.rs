@@ -36,6 +36,11 @@ impl SessionLayer {
     pub fn config(&self) -> &SessionConfig {
         &self.shared.config
     }
+
+    /// The configuration, shared.
+    pub fn shared_config(&self) -> &Arc<SessionConfig> {
+        &self.shared.config
+    }
 }
 
 /// The configuration of a layer and its services, with a copy for each thread that makes sessions.

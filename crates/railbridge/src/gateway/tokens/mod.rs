@@ -19,7 +19,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use rails_session::gateway_auth::{jwe, AssertionVerifier};
 use rails_session::rails_cookie::Value;
-use rails_session::{IdentitySource, LoadUser as _, Session, SessionConfig, UserId};
+use rails_session::{IdentitySource, LoadUser as _, Session, UserId};
 use ring::rand::SecureRandom as _;
 use serde_json::{json, Map, Value as Json};
 use subtle::ConstantTimeEq as _;
@@ -560,11 +560,11 @@ impl Tokens {
     /// the same signed-in session keeps both, so it revokes nothing.
     pub(crate) async fn watch_sign_out(
         &self,
-        config: &Arc<SessionConfig>,
         request_session: &Session,
         sid: &str,
         response: &http::HeaderMap,
     ) {
+        let config = request_session.shared_config();
         let key = config.key();
         let login_cookie = config.login_cookie_name();
         let mut ended = false;

@@ -612,3 +612,38 @@ async fn tokens_for(b: &mut Browser, gw: &Gw, origin: &str) -> String {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["refresh_token"].as_str().unwrap().to_owned()
 }
+
+#[test]
+fn serve_check_reports_the_token_settings() {
+    let Some(redis) = testkit::Redis::start() else { return };
+    let dir = TempDir::new("check-tokens");
+    let key = dir.write("ed.pem", &ed25519_pem());
+    let config = dir.write(
+        "tokens.toml",
+        &format!(
+            "[rails]\nsession_key = \"{COOKIE}\"\n[[jwt.key]]\nfile = \"{}\"\n[tokens]\naccess_ttl = \"10m\"\naudience = \"mobile\"\n",
+            key.display()
+        ),
+    );
+    let run = |store: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_railbridge"))
+            .args(["serve", "--check", "--config"])
+            .arg(&config)
+            .env("SECRET_KEY_BASE", SKB)
+            .env("RAILBRIDGE_TOKEN_STORE_URL", store)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&redis.url());
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(ok.status.success(), "{text}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        text.contains(r#"tokens: access ttl 600s, refresh lifetime 86400s, audience "mobile", store redis, encrypted no"#),
+        "{text}"
+    );
+    assert!(text.contains("token store: ok"), "{text}");
+    let down = run(&format!("redis://:hunter2@127.0.0.1:{}/0", closed_port()));
+    let text = String::from_utf8_lossy(&down.stdout).into_owned();
+    assert_eq!(down.status.code(), Some(1), "{text}");
+    assert!(text.contains("token store: not reachable") && !text.contains("hunter2"), "{text}");
+}

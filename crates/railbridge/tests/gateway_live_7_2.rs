@@ -153,3 +153,51 @@ async fn session_key_logins() {
     sign_out(&mut b, &rails).await;
     assert_eq!(b.get(&gw.url("/echo/x")).await.status, 401, "signed out at Rails");
 }
+
+/// Tokens from a Rails 8 authentication login: the exchange works, and once the `sessions` row is gone (a sign-out
+/// at Rails that never passed through the gateway) the refresh token is refused.
+#[tokio::test]
+async fn tokens_end_with_the_sessions_row() {
+    if skip_live() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("gw-rails-auth-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = std::fs::canonicalize(&dir).unwrap().join("app.sqlite3");
+    let url = format!("sqlite3:{}", db.display());
+    let rails = rails_7_2("rails-authentication", Some(&url));
+    let echo = echo().await;
+    let tmp = TempDir::new("live72-tokens");
+    let section =
+        format!("auth = \"rails-authentication\"\ndatabase_url = \"{url}\"\nauth_cache_ttl = 0");
+    let gw = gateway_for(&echo, &section, &tmp).await;
+    let mut alice = Browser::new();
+    sign_in(&mut alice, &rails, "alice@example.com", "alice-password-1").await;
+    let csrf =
+        alice.get(&rails.url("/csrf.json")).await.json()["token"].as_str().unwrap().to_owned();
+    let r = alice
+        .send(
+            client()
+                .post(gw.url("/_railbridge/token"))
+                .header("origin", gw.url(""))
+                .header("x-csrf-token", &csrf),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let refresh_token = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |token: String| {
+        client()
+            .post(gw.url("/_railbridge/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=refresh_token&refresh_token={token}"))
+    };
+    let r = send(refresh(refresh_token)).await;
+    assert_eq!(r.status, 200, "the row is there: {}", r.body);
+    let next = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    sign_out(&mut alice, &rails).await;
+    let r = send(refresh(next)).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("invalid_grant")), "{}", r.body);
+    drop(rails);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -647,3 +647,104 @@ fn serve_check_reports_the_token_settings() {
     assert_eq!(down.status.code(), Some(1), "{text}");
     assert!(text.contains("token store: not reachable") && !text.contains("hunter2"), "{text}");
 }
+
+/// The finer rules, with sessions the test writes itself: the `Bearer` scheme in any case, a Warden-scope route
+/// refusing another scope's token, a revocation ending only what was issued before it, CORS for a configured public
+/// origin, and the revoke hook answering 503 when it cannot record the revocation.
+#[tokio::test]
+async fn token_rules() {
+    let echo = echo().await;
+    let dir = TempDir::new("tokens-rules");
+    let key = dir.write("ed.pem", &ed25519_pem());
+    let extra = format!(
+        "[[jwt.key]]\nfile = \"{}\"\n[tokens]\npublic_origins = [\"https://app.example.com\"]\n\n\
+         [[route]]\nname = \"bearer\"\nprefix = \"/bearer\"\nupstream = \"http://{e}\"\naccept_bearer = true\n\n\
+         [[route]]\nname = \"staff\"\nprefix = \"/staff\"\nupstream = \"http://{e}\"\naccept_bearer = true\npolicy = \"scope:admin\"\n",
+        key.display(),
+        e = echo.addr
+    );
+    let gw =
+        gateway(&routes_toml(&echo, &extra), &[("RAILBRIDGE_REVOKE_SECRET", REVOKE_SECRET)]).await;
+    let csrf = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let exchange_as = |id: i64, origin: String| {
+        client()
+            .post(gw.url("/_railbridge/token"))
+            .header("cookie", cookie_for(&devise_session("user", id)))
+            .header("origin", origin)
+            .header("x-csrf-token", csrf)
+    };
+    let r = send(exchange_as(7, gw.url(""))).await;
+    let access = r.json()["access_token"].as_str().unwrap().to_owned();
+    let r =
+        send(client().get(gw.url("/bearer/x")).header("authorization", format!("BEARER {access}")))
+            .await;
+    assert_eq!(r.status, 200, "any case of the scheme: {}", r.body);
+    let r = bearer(&gw, "/staff/x", &access).await;
+    assert_eq!((r.status, r.json()["reason"].clone()), (401, json!("wrong_scope")), "{}", r.body);
+
+    // A public origin: the preflight, and the answer readable with credentials; another origin gets neither.
+    let pre = send(
+        client()
+            .request(reqwest::Method::OPTIONS, gw.url("/_railbridge/token"))
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST"),
+    )
+    .await;
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.headers.get("access-control-allow-origin").unwrap(), "https://app.example.com");
+    assert_eq!(pre.headers.get("access-control-allow-credentials").unwrap(), "true");
+    let other = send(
+        client()
+            .request(reqwest::Method::OPTIONS, gw.url("/_railbridge/token"))
+            .header("origin", "https://evil.test"),
+    )
+    .await;
+    assert_eq!(other.status, 403);
+    let r = send(exchange_as(7, "https://app.example.com".into())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "https://app.example.com");
+
+    // "Sign out everywhere" for user 7: the tokens issued so far end; one exchanged afterwards lives.
+    let hook = |body: JsonValue| {
+        client()
+            .post(gw.url("/_railbridge/revoke"))
+            .header("authorization", format!("Bearer {REVOKE_SECRET}"))
+            .body(body.to_string())
+    };
+    assert_eq!(send(hook(json!({"user": 7}))).await.status, 200);
+    assert_eq!(bearer(&gw, "/bearer/x", &access).await.status, 401);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the next second: iat counts in seconds
+    let fresh =
+        send(exchange_as(7, gw.url(""))).await.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bearer(&gw, "/bearer/x", &fresh).await.status,
+        200,
+        "a sign-in after the revocation is not revoked"
+    );
+
+    // A reload (SIGHUP) keeps the in-memory store: refresh tokens and revocations survive it.
+    let r = send(exchange_as(8, gw.url(""))).await;
+    let refresh_token = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    gw.gateway.reload(config(
+        &routes_toml(&echo, &extra),
+        &[("SECRET_KEY_BASE", SKB), ("RAILBRIDGE_REVOKE_SECRET", REVOKE_SECRET)],
+    ));
+    assert_eq!(refresh(&gw, &refresh_token).await.status, 200, "kept across the reload");
+    assert_eq!(bearer(&gw, "/bearer/x", &access).await.status, 401, "the revocation too");
+
+    // A token store that cannot record the revocation: the hook says so (503) rather than claiming success.
+    let down = format!("redis://127.0.0.1:{}/0", closed_port());
+    let gw_down = gateway(
+        &routes_toml(&echo, &format!("[[jwt.key]]\nfile = \"{}\"\n", key.display())),
+        &[("RAILBRIDGE_REVOKE_SECRET", REVOKE_SECRET), ("RAILBRIDGE_TOKEN_STORE_URL", &down)],
+    )
+    .await;
+    let r = send(
+        client()
+            .post(gw_down.url("/_railbridge/revoke"))
+            .header("authorization", format!("Bearer {REVOKE_SECRET}"))
+            .body(json!({"user": 7}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+}

@@ -165,7 +165,7 @@ impl Config {
     #[must_use]
     pub fn tokens_summary(&self) -> Option<String> {
         let (tokens, jwt) = (self.tokens.as_ref()?, self.jwt.as_ref()?);
-        crate::gateway::tokens::Tokens::new(tokens, jwt).ok().map(|t| t.describe())
+        crate::gateway::tokens::Tokens::new(tokens, jwt, None).ok().map(|t| t.describe())
     }
 
     /// One round trip to the token store (nothing to do in memory).
@@ -173,7 +173,7 @@ impl Config {
         let (Some(tokens), Some(jwt)) = (self.tokens.as_ref(), self.jwt.as_ref()) else {
             return Ok(());
         };
-        crate::gateway::tokens::Tokens::new(tokens, jwt)?.check_store().await
+        crate::gateway::tokens::Tokens::new(tokens, jwt, None)?.check_store().await
     }
 
     /// Things worth a warning at start-up (no `SECRET_KEY_BASE`, …).

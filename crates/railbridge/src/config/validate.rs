@@ -771,7 +771,7 @@ fn tokens(
     }
     let access_ttl =
         duration("tokens.access_ttl", raw.access_ttl.as_ref(), Duration::from_secs(300))?;
-    if access_ttl.is_zero() || access_ttl > Duration::from_secs(15 * 60) {
+    if access_ttl < Duration::from_secs(1) || access_ttl > Duration::from_secs(15 * 60) {
         return Err(ConfigError::invalid(
             "tokens.access_ttl",
             "an access token lives between 1 s and 15 minutes",

@@ -30,11 +30,13 @@ pub(crate) enum Outcome {
     UserApiUnavailable,
     /// The server-side session store is down or too slow.
     SessionStoreUnavailable,
+    /// A bearer access token that is refused (bad, expired, revoked, wrong scope).
+    InvalidToken,
 }
 
 impl Outcome {
     /// Every outcome, in [`Outcome::index`] order.
-    pub(crate) const ALL: [Outcome; 7] = [
+    pub(crate) const ALL: [Outcome; 8] = [
         Outcome::SignedIn,
         Outcome::NoSecret,
         Outcome::NoCookie,
@@ -42,6 +44,7 @@ impl Outcome {
         Outcome::NoUser,
         Outcome::UserApiUnavailable,
         Outcome::SessionStoreUnavailable,
+        Outcome::InvalidToken,
     ];
 
     /// The position in [`Outcome::ALL`].
@@ -54,6 +57,7 @@ impl Outcome {
             Outcome::NoUser => 4,
             Outcome::UserApiUnavailable => 5,
             Outcome::SessionStoreUnavailable => 6,
+            Outcome::InvalidToken => 7,
         }
     }
 
@@ -66,6 +70,7 @@ impl Outcome {
             Outcome::NoUser => "no_user",
             Outcome::UserApiUnavailable => "user_api_unavailable",
             Outcome::SessionStoreUnavailable => "session_store_unavailable",
+            Outcome::InvalidToken => "invalid_token",
         }
     }
 }

@@ -96,7 +96,9 @@ pub(crate) struct State {
 pub(crate) type IdentityList = Arc<[(http::HeaderName, HeaderValue)]>;
 
 impl State {
-    fn new(config: Config) -> State {
+    /// The state of `config`; `previous`, on a reload, lends its in-memory token store (refresh tokens and
+    /// revocations outlive a SIGHUP).
+    fn new(config: Config, previous: Option<&State>) -> State {
         // One layer per Warden scope, shared by the routes of that scope: a layer keeps a copy of its configuration
         // per thread, which one per route would multiply by the number of routes.
         let layers: Vec<(&str, SessionLayer)> = config
@@ -162,13 +164,15 @@ impl State {
             }
         });
         let tokens = match (&config.tokens, &config.jwt) {
-            (Some(t), Some(jwt)) => match tokens::Tokens::new(t, jwt) {
-                Ok(t) => Some(Arc::new(t)),
-                Err(e) => {
-                    tracing::error!(error = %e, "token exchange is off: it could not be set up");
-                    None
+            (Some(t), Some(jwt)) => {
+                match tokens::Tokens::new(t, jwt, previous.and_then(|p| p.tokens.as_deref())) {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "token exchange is off: it could not be set up");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         State {
@@ -262,7 +266,7 @@ impl Gateway {
     pub fn new(config: Config) -> Gateway {
         Gateway {
             shared: Arc::new(Shared {
-                state: ArcSwap::from_pointee(State::new(config)),
+                state: ArcSwap::from_pointee(State::new(config, None)),
                 metrics: metrics_handle(),
                 draining: AtomicBool::new(false),
             }),
@@ -276,7 +280,8 @@ impl Gateway {
         if config.listen != old {
             tracing::warn!(old = %old, new = %config.listen, "the listen address changes only on restart");
         }
-        self.shared.state.store(Arc::new(State::new(config)));
+        let previous = self.shared.state.load_full();
+        self.shared.state.store(Arc::new(State::new(config, Some(&previous))));
         tracing::info!("configuration reloaded");
     }
 
@@ -563,7 +568,7 @@ async fn proxy(
     }
     let policy = state.router.policy(&rs.route, path).clone();
     if rs.route.accept_bearer {
-        if let Some(answer) = bearer(state, rs, &mut req, peer, mode).await {
+        if let Some(answer) = bearer(state, rs, &policy, &mut req, peer, mode).await {
             return answer;
         }
     }
@@ -657,6 +662,7 @@ async fn proxy(
 async fn bearer(
     state: &Arc<State>,
     rs: &Arc<RouteState>,
+    policy: &Policy,
     req: &mut Request<Body>,
     peer: &Peer,
     mode: Mode,
@@ -666,12 +672,20 @@ async fn bearer(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))?
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })?
         .trim()
         .to_owned();
     // The bearer token is for the gateway: the upstream gets the identity headers instead.
     req.headers_mut().remove(header::AUTHORIZATION);
-    match tokens.bearer(&token).await {
+    let verified = tokens.bearer(&token).await.and_then(|bearer| match policy {
+        // A Warden scope route takes only tokens exchanged under that scope.
+        Policy::Scope(scope) if bearer.scope() != Some(scope.as_str()) => Err("wrong_scope"),
+        _ => Ok(bearer),
+    });
+    match verified {
         Ok(bearer) => {
             rs.metrics.auth(Outcome::SignedIn);
             let headers = IdentityHeaders {
@@ -692,7 +706,7 @@ async fn bearer(
             r#"{"error":"token store unavailable"}"#,
         )),
         Err(reason) => {
-            rs.metrics.auth(Outcome::InvalidCookie);
+            rs.metrics.auth(Outcome::InvalidToken);
             let mut r = error::json(
                 StatusCode::UNAUTHORIZED,
                 serde_json::json!({"error": "invalid_token", "reason": reason}).to_string(),

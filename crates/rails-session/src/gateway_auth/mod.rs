@@ -16,7 +16,8 @@
 //! ## axum
 //!
 //! Add [`GatewayAuthLayer`] (or `.layer(axum::Extension(verifier))`) and take a [`GatewayUser`] in handlers. The
-//! token is read from `Authorization: Bearer <token>`, or else from `X-Railbridge-Assertion`.
+//! token is read from `X-Railbridge-Assertion` (the gateway strips any a client sends), or else from
+//! `Authorization: Bearer <token>` (an access token, when the service is reached without the gateway's header).
 //! `Option<GatewayUser>` is `None` when the request carries neither.
 //!
 //! ```no_run

@@ -27,7 +27,7 @@ pub enum GatewayAuthRejection {
          `.app_data(web::Data::new(verifier))` (actix-web)"
     )]
     MissingVerifier,
-    /// Neither `Authorization: Bearer …` nor `X-Railbridge-Assertion` (401).
+    /// Neither `X-Railbridge-Assertion` nor `Authorization: Bearer …` (401).
     #[error("no bearer token and no X-Railbridge-Assertion header")]
     MissingToken,
     /// The token was refused (401), or the keys to check it could not be loaded (503).
@@ -110,11 +110,16 @@ pub(crate) enum Found<'a> {
 }
 
 #[cfg(any(feature = "axum", feature = "actix-web"))]
-/// The token from the first `Authorization: Bearer <token>`, or else from `X-Railbridge-Assertion`.
+/// The token from `X-Railbridge-Assertion`, or else from the first `Authorization: Bearer <token>`. The gateway's
+/// header first: the gateway strips any a client sends and sets its own, while `Authorization` comes from the client
+/// (a token meant for another audience, or one the gateway has revoked, must not displace the gateway's word).
 pub(crate) fn find_token<'a>(
     authorization: impl IntoIterator<Item = &'a [u8]>,
     assertion: Option<&'a [u8]>,
 ) -> Found<'a> {
+    if let Some(token) = assertion.map(trim).filter(|t| !t.is_empty()) {
+        return readable(token);
+    }
     for value in authorization {
         let value = trim(value);
         let Some(space) = value.iter().position(|b| *b == b' ') else { continue };
@@ -123,10 +128,7 @@ pub(crate) fn find_token<'a>(
             return readable(trim(token));
         }
     }
-    match assertion.map(trim) {
-        Some(token) => readable(token),
-        None => Found::Missing,
-    }
+    Found::Missing
 }
 
 #[cfg(any(feature = "axum", feature = "actix-web"))]
@@ -148,17 +150,22 @@ mod tests {
 
     #[cfg(any(feature = "axum", feature = "actix-web"))]
     #[test]
-    fn bearer_first_then_the_gateway_header() {
+    fn the_gateway_header_first_then_bearer() {
         let a: &[u8] = b"a.b.c";
         assert_eq!(find_token([&b"Bearer a.b.c"[..]], None), Found::Token("a.b.c"));
-        assert_eq!(find_token([&b"bearer   a.b.c "[..]], Some(b"x")), Found::Token("a.b.c"));
+        assert_eq!(
+            find_token([&b"bearer   t "[..]], Some(a)),
+            Found::Token("a.b.c"),
+            "the gateway's header wins"
+        );
+        assert_eq!(find_token([&b"BEARER t"[..]], None), Found::Token("t"));
         assert_eq!(find_token([&b"Basic dXNlcjpw"[..]], Some(a)), Found::Token("a.b.c"));
-        assert_eq!(find_token([&b"Basic dXNlcjpw"[..], b"Bearer t"], Some(a)), Found::Token("t"));
+        assert_eq!(find_token([&b"Basic dXNlcjpw"[..], b"Bearer t"], None), Found::Token("t"));
         assert_eq!(find_token([], Some(&b" a.b.c "[..])), Found::Token("a.b.c"));
         assert_eq!(
-            find_token([&b"Bearer "[..]], Some(a)),
-            Found::Token("a.b.c"),
-            "no token after the scheme"
+            find_token([&b"Bearer t"[..]], Some(&b"  "[..])),
+            Found::Token("t"),
+            "an empty header is none"
         );
         assert_eq!(find_token([&b"Bearer x y"[..]], None), Found::Unreadable);
         assert_eq!(find_token([&b"Bearer \xff"[..]], None), Found::Unreadable);

@@ -48,6 +48,15 @@ pub(crate) struct Bearer {
     claims: Map<String, Json>,
     /// Unix seconds.
     expires_at: u64,
+    /// Unix milliseconds (`iat`, to the second): revocations after it end the token.
+    issued_ms: u64,
+}
+
+impl Bearer {
+    /// The Warden scope the token was exchanged under.
+    pub(crate) fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
 }
 
 /// Token exchange, refresh, revocation and bearer verification for one configuration.
@@ -58,7 +67,7 @@ pub(crate) struct Tokens {
     /// The key access tokens are encrypted with, when configured.
     encrypt: Option<(String, Arc<zeroize::Zeroizing<[u8; 32]>>)>,
     /// `sid\0user\0family` → revoked, for at most [`REVOCATION_CACHE`].
-    revocations: moka::sync::Cache<String, bool>,
+    revocations: moka::sync::Cache<String, Option<u64>>,
     /// Verified access tokens (by value) until they expire: a signature check per token, not per request.
     verified: moka::sync::Cache<String, Arc<Bearer>>,
 }
@@ -81,6 +90,12 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
     ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
@@ -91,6 +106,14 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
 }
 
+/// Lets a configured public origin read the answer, with credentials.
+fn cors(response: &mut Response<Body>, origin: HeaderValue) {
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    h.append(header::VARY, HeaderValue::from_static("origin"));
+}
+
 /// An OAuth-style error answer (RFC 6749 §5.2), never cached.
 fn oauth_error(status: StatusCode, error: &str) -> Response<Body> {
     let mut r = json_response(status, json!({ "error": error }).to_string());
@@ -99,7 +122,12 @@ fn oauth_error(status: StatusCode, error: &str) -> Response<Body> {
 }
 
 impl Tokens {
-    pub(crate) fn new(config: &TokensConfig, jwt: &JwtConfig) -> Result<Tokens, String> {
+    /// `previous`: the token exchange of the configuration this one replaces, whose in-memory store it keeps.
+    pub(crate) fn new(
+        config: &TokensConfig,
+        jwt: &JwtConfig,
+        previous: Option<&Tokens>,
+    ) -> Result<Tokens, String> {
         let jwks = String::from_utf8(jwt.keys.jwks_json().to_vec()).map_err(|e| e.to_string())?;
         let mut builder = AssertionVerifier::builder()
             .jwks_json(jwks)
@@ -111,9 +139,13 @@ impl Tokens {
         }
         let verifier = builder.build().map_err(|e| e.to_string())?;
         let retention = config.refresh_lifetime.max(config.access_ttl);
-        let store = match &config.store_url {
-            Some(url) => TokenStore::redis(url, retention)?,
-            None => TokenStore::memory(retention),
+        let store = match (&config.store_url, previous.map(|p| &p.store)) {
+            (Some(url), _) => TokenStore::redis(url, retention)?,
+            (None, Some(TokenStore::Memory(kept))) => {
+                kept.set_retention(retention);
+                TokenStore::Memory(kept.clone())
+            }
+            (None, _) => TokenStore::memory(retention),
         };
         Ok(Tokens {
             config: config.clone(),
@@ -156,14 +188,48 @@ impl Tokens {
         peer: &Peer,
         path: &str,
     ) -> Response<Body> {
+        // A page on a configured public origin (a same-site subdomain, whose cookie is sent) calls the token
+        // endpoint with CORS: its preflight, and the allow headers on the answer.
+        let public_origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .filter(|o| {
+                o.to_str().is_ok_and(|o| {
+                    self.config
+                        .public_origins
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(o.trim_end_matches('/')))
+                })
+            })
+            .cloned();
+        if req.method() == Method::OPTIONS && path == "/_railbridge/token" {
+            let Some(origin) = public_origin else {
+                return oauth_error(StatusCode::FORBIDDEN, "cross_site_request");
+            };
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            cors(&mut r, origin);
+            let h = r.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type, x-csrf-token"),
+            );
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            return r;
+        }
         if req.method() != Method::POST {
             return oauth_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         }
-        match path {
+        let mut response = match path {
             "/_railbridge/token" => self.token(state, req, peer).await,
-            "/_railbridge/revoke" => self.revoke_endpoint(state, req).await,
-            _ => super::ProxyError::NoRoute.into_response(),
+            "/_railbridge/revoke" => return self.revoke_endpoint(state, req).await,
+            _ => return super::ProxyError::NoRoute.into_response(),
+        };
+        if let Some(origin) = public_origin {
+            cors(&mut response, origin);
         }
+        response
     }
 
     async fn token(&self, state: &Arc<State>, req: Request<Body>, peer: &Peer) -> Response<Body> {
@@ -309,12 +375,14 @@ impl Tokens {
             count("refused", "invalid_grant");
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
         }
-        let record = match self.store.spend(&sha256_hex(token)).await {
+        let hash = sha256_hex(token);
+        let record = match self.store.spend(&hash).await {
             Ok(Spent::Fresh(record)) => record,
             Ok(Spent::Reused(record)) => {
                 // A spent token again: stolen, or replayed. The whole family goes.
                 tracing::warn!(family = %record.family, "a refresh token was used twice: revoking its family");
-                self.revoke("family", &record.family).await;
+                // Best effort: the replayed token is refused in any case.
+                let _ = self.revoke("family", &record.family).await;
                 count("refused", "reused");
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
@@ -331,28 +399,34 @@ impl Tokens {
             count("refused", "expired");
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
         }
-        match self.is_revoked(&record.sid, &record.user, &record.family, true).await {
+        let issued = record.family_issued_ms;
+        let unavailable = || async {
+            // Our failure, not the client's: the token is given back, so a retry is not a replay.
+            let _ = self.store.unspend(&hash).await;
+            oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        };
+        match self.is_revoked(&record.sid, &record.user, &record.family, issued, true).await {
             Ok(false) => {}
             Ok(true) => {
                 count("refused", "revoked");
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
-            Err(()) => {
-                return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-            }
+            Err(()) => return unavailable().await,
         }
         match self.login_still_there(state, &record).await {
             Ok(true) => {}
             Ok(false) => {
-                self.revoke("sid", &record.sid).await;
+                let _ = self.revoke("sid", &record.sid).await;
                 count("refused", "signed_out");
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
-            Err(()) => {
-                return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-            }
+            Err(()) => return unavailable().await,
         }
-        self.issue(state, record, true).await
+        let response = self.issue(state, record, true).await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let _ = self.store.unspend(&hash).await;
+        }
+        response
     }
 
     /// Whether the Rails login behind a family is still there, as far as the gateway can tell without the cookie.
@@ -411,12 +485,15 @@ impl Tokens {
         }
     }
 
-    /// Revokes and forgets cached answers, so this instance refuses at once.
-    pub(crate) async fn revoke(&self, kind: &str, value: &str) {
-        if let Err(e) = self.store.revoke(kind, value).await {
-            tracing::error!(error = %e, kind, "cannot record a revocation");
-        }
+    /// Revokes what was issued until now and forgets cached answers, so this instance refuses at once.
+    pub(crate) async fn revoke(&self, kind: &str, value: &str) -> Result<(), ()> {
+        let at = now_ms();
+        let stored = self.store.revoke(kind, value, at).await;
         self.revocations.invalidate_all();
+        if let Err(e) = stored {
+            tracing::error!(error = %e, kind, "cannot record a revocation");
+            return Err(());
+        }
         count(
             "revoked",
             match kind {
@@ -425,26 +502,31 @@ impl Tokens {
                 _ => "family",
             },
         );
+        Ok(())
     }
 
+    /// Whether a revocation of the session, the user or the family came after `issued_ms` (when the token or its
+    /// family was issued). `fresh`: ask the store, not the local cache.
     async fn is_revoked(
         &self,
         sid: &str,
         user: &str,
         family: &str,
+        issued_ms: u64,
         fresh: bool,
     ) -> Result<bool, ()> {
         let key = format!("{sid}\0{user}\0{family}");
-        if !fresh {
-            if let Some(answer) = self.revocations.get(&key) {
-                return Ok(answer);
-            }
-        }
-        match self.store.revoked(&[("sid", sid), ("user", user), ("family", family)]).await {
-            Ok(answer) => {
-                self.revocations.insert(key, answer);
-                Ok(answer)
-            }
+        let cached = if fresh { None } else { self.revocations.get(&key) };
+        let latest = match cached {
+            Some(latest) => Ok(latest),
+            None => self
+                .store
+                .revoked_at(&[("sid", sid), ("user", user), ("family", family)])
+                .await
+                .inspect(|latest| self.revocations.insert(key, *latest)),
+        };
+        match latest {
+            Ok(latest) => Ok(latest.is_some_and(|at| at >= issued_ms)),
             Err(e) => {
                 tracing::error!(error = %e, "token store unavailable");
                 Err(())
@@ -488,19 +570,35 @@ impl Tokens {
             Json::Number(n) => Some(n.to_string()),
             _ => None,
         };
-        let (kind, value) = if let Some(sid) = request.get("sid").and_then(text) {
-            ("sid", sid)
+        let revocations: Vec<(&str, String)> = if let Some(sid) = request.get("sid").and_then(text)
+        {
+            vec![("sid", sid)]
         } else if let Some(id) = request.get("session_id").and_then(text) {
             let Some(settings) = &state.config.session else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
             };
-            ("sid", identity::session_hash(&settings.hash_key, &id))
+            // Rails' session id, or a Rails 8 authentication `sessions` row id (`Current.session.id`).
+            vec![
+                ("sid", identity::session_hash(&settings.hash_key, &id)),
+                (
+                    "sid",
+                    identity::session_hash(
+                        &settings.hash_key,
+                        &format!("rails-authentication:{id}"),
+                    ),
+                ),
+            ]
         } else if let Some(user) = request.get("user").and_then(text) {
-            ("user", user)
+            vec![("user", user)]
         } else {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
         };
-        self.revoke(kind, &value).await;
+        for (kind, value) in &revocations {
+            if self.revoke(kind, value).await.is_err() {
+                return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+            }
+        }
+        let kind = revocations.first().map_or("sid", |(k, _)| k);
         json_response(StatusCode::OK, json!({ "revoked": kind }).to_string())
     }
 
@@ -518,6 +616,12 @@ impl Tokens {
                     user.expires_at().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let family =
                     user.claims().get("fam").and_then(Json::as_str).unwrap_or("").to_owned();
+                let issued_ms = user
+                    .claims()
+                    .get("iat")
+                    .and_then(Json::as_u64)
+                    .unwrap_or(0)
+                    .saturating_mul(1000);
                 let b = Arc::new(Bearer {
                     user: user.user_id().to_owned(),
                     scope: user.scope().map(str::to_owned),
@@ -525,6 +629,7 @@ impl Tokens {
                     family,
                     claims: user.into_claims(),
                     expires_at,
+                    issued_ms,
                 });
                 self.verified.insert(token.to_owned(), b.clone());
                 b
@@ -533,7 +638,10 @@ impl Tokens {
         if bearer.expires_at <= now_secs() {
             return Err("expired");
         }
-        match self.is_revoked(&bearer.sid, &bearer.user, &bearer.family, false).await {
+        match self
+            .is_revoked(&bearer.sid, &bearer.user, &bearer.family, bearer.issued_ms, false)
+            .await
+        {
             Ok(false) => Ok(bearer),
             Ok(true) => {
                 count("refused", "revoked");
@@ -611,7 +719,7 @@ impl Tokens {
             tracing::info!(
                 "the Rails session ended (sign-out seen at the gateway): revoking its tokens"
             );
-            self.revoke("sid", sid).await;
+            let _ = self.revoke("sid", sid).await;
         }
     }
 }
@@ -705,6 +813,7 @@ async fn record_for(
         user: who.identity.id.to_string(),
         scope: who.identity.scope().map(str::to_owned),
         family_expires_at: now_secs() + tokens.config.refresh_lifetime.as_secs(),
+        family_issued_ms: now_ms(),
         login,
         claims,
     }

@@ -21,6 +21,9 @@ pub(crate) struct RefreshRecord {
     pub(crate) scope: Option<String>,
     /// Unix seconds: the family's end, fixed at the exchange.
     pub(crate) family_expires_at: u64,
+    /// Unix milliseconds: the exchange. A revocation made after it ends the family; one made before does not.
+    #[serde(default)]
+    pub(crate) family_issued_ms: u64,
     /// How to check, at each refresh, that the Rails login is still there.
     pub(crate) login: Login,
     /// Extra claims (configured identity fields) to carry into each access token.
@@ -65,14 +68,15 @@ pub(crate) struct StoreError(String);
 
 /// The token store.
 pub(crate) enum TokenStore {
-    Memory(Memory),
+    Memory(Arc<Memory>),
     Redis(Box<RedisStore>),
 }
 
 impl TokenStore {
-    /// In memory, entries kept `retention` (the longest token lifetime).
+    /// In memory, entries kept `retention` (the longest token lifetime). A reload passes it on to the new
+    /// configuration (see `Tokens::new`).
     pub(crate) fn memory(retention: Duration) -> TokenStore {
-        TokenStore::Memory(Memory::new(retention))
+        TokenStore::Memory(Arc::new(Memory::new(retention)))
     }
 
     /// In Redis at `url`, entries kept `retention`.
@@ -96,11 +100,8 @@ impl TokenStore {
     ) -> Result<(), StoreError> {
         match self {
             TokenStore::Memory(m) => {
-                m.put(
-                    format!("rt:{hash}"),
-                    Entry::Refresh { record: Box::new(record.clone()), used: false },
-                    ttl,
-                );
+                let entry = Entry::Refresh { record: Box::new(record.clone()), used: false };
+                m.put(format!("rt:{hash}"), entry, ttl);
                 Ok(())
             }
             TokenStore::Redis(r) => r.put(hash, record, ttl).await,
@@ -115,25 +116,45 @@ impl TokenStore {
         }
     }
 
-    /// Revokes everything derived from `value` of `kind` (`sid`, `user`, `family`).
-    pub(crate) async fn revoke(&self, kind: &str, value: &str) -> Result<(), StoreError> {
+    /// Gives a spent refresh token back (its refresh failed for a reason of the gateway's, not the client's: a
+    /// retry must not count as a replay).
+    pub(crate) async fn unspend(&self, hash: &str) -> Result<(), StoreError> {
         match self {
             TokenStore::Memory(m) => {
-                let retention = m.retention;
-                m.put(format!("rv:{kind}:{value}"), Entry::Revoked, retention);
+                m.unspend(&format!("rt:{hash}"));
                 Ok(())
             }
-            TokenStore::Redis(r) => r.revoke(kind, value).await,
+            TokenStore::Redis(r) => r.unspend(hash).await,
         }
     }
 
-    /// Whether any of these was revoked.
-    pub(crate) async fn revoked(&self, checks: &[(&str, &str)]) -> Result<bool, StoreError> {
+    /// Revokes everything derived from `value` of `kind` (`sid`, `user`, `family`) that was issued before `at_ms`
+    /// (Unix milliseconds): tokens issued later — after a new sign-in — live.
+    pub(crate) async fn revoke(
+        &self,
+        kind: &str,
+        value: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
         match self {
             TokenStore::Memory(m) => {
-                Ok(checks.iter().any(|(k, v)| m.contains(&format!("rv:{k}:{v}"))))
+                m.revoke(format!("rv:{kind}:{value}"), at_ms);
+                Ok(())
             }
-            TokenStore::Redis(r) => r.revoked(checks).await,
+            TokenStore::Redis(r) => r.revoke(kind, value, at_ms).await,
+        }
+    }
+
+    /// The latest revocation among these (Unix milliseconds), if any.
+    pub(crate) async fn revoked_at(
+        &self,
+        checks: &[(&str, &str)],
+    ) -> Result<Option<u64>, StoreError> {
+        match self {
+            TokenStore::Memory(m) => {
+                Ok(checks.iter().filter_map(|(k, v)| m.revoked_at(&format!("rv:{k}:{v}"))).max())
+            }
+            TokenStore::Redis(r) => r.revoked_at(checks).await,
         }
     }
 
@@ -148,35 +169,52 @@ impl TokenStore {
 
 #[derive(Clone, Debug)]
 enum Entry {
-    Refresh { record: Box<RefreshRecord>, used: bool },
-    Revoked,
+    Refresh {
+        record: Box<RefreshRecord>,
+        used: bool,
+    },
+    /// When (Unix milliseconds).
+    Revoked(u64),
 }
+
+type Map = std::collections::HashMap<String, (Entry, Instant)>;
 
 /// The in-process store: a map with per-entry deadlines, swept as it grows.
 pub(crate) struct Memory {
-    map: Mutex<std::collections::HashMap<String, (Entry, Instant)>>,
-    retention: Duration,
+    map: Mutex<Map>,
+    /// Milliseconds.
+    retention: std::sync::atomic::AtomicU64,
 }
 
 impl Memory {
     fn new(retention: Duration) -> Memory {
-        Memory { map: Mutex::new(std::collections::HashMap::new()), retention }
+        let memory = Memory { map: Mutex::new(Map::new()), retention: 0.into() };
+        memory.set_retention(retention);
+        memory
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Entry, Instant)>> {
+    pub(crate) fn set_retention(&self, retention: Duration) {
+        let ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+        self.retention.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn retention(&self) -> Duration {
+        Duration::from_millis(self.retention.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn put(&self, key: String, entry: Entry, ttl: Duration) {
         let now = Instant::now();
+        let retention = self.retention();
         let mut map = self.lock();
         // Sweep expired entries now and then: the map never holds more than what lives within the retention.
         if map.len() >= 1024 && map.len().is_power_of_two() {
             map.retain(|_, (_, until)| *until > now);
         }
-        map.insert(key, (entry, now + ttl.min(self.retention)));
+        map.insert(key, (entry, now + ttl.min(retention)));
     }
 
     fn spend(&self, key: &str) -> Spent {
@@ -195,11 +233,33 @@ impl Memory {
         }
     }
 
-    fn contains(&self, key: &str) -> bool {
+    fn unspend(&self, key: &str) {
+        if let Some((Entry::Refresh { used, .. }, _)) = self.lock().get_mut(key) {
+            *used = false;
+        }
+    }
+
+    fn revoke(&self, key: String, at_ms: u64) {
+        let latest = self.revoked_at(&key).map_or(at_ms, |t| t.max(at_ms));
+        self.put(key, Entry::Revoked(latest), self.retention());
+    }
+
+    fn revoked_at(&self, key: &str) -> Option<u64> {
         let now = Instant::now();
-        self.lock().get(key).is_some_and(|(_, until)| *until > now)
+        match self.lock().get(key) {
+            Some((Entry::Revoked(at), until)) if *until > now => Some(*at),
+            _ => None,
+        }
     }
 }
+
+/// Keeps the latest revocation time: `SET` only when newer, the TTL renewed.
+const REVOKE: &str = r"
+local t = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > t then t = tonumber(ARGV[1]) end
+redis.call('SET', KEYS[1], tostring(t), 'PX', ARGV[2])
+return t
+";
 
 /// Marks a refresh token used and returns `[state, record]`: 0 missing, 1 fresh, 2 reused.
 const SPEND: &str = r"
@@ -219,6 +279,7 @@ pub(crate) struct RedisStore {
     io: OnceCell<IoThread>,
     connection: Arc<OnceCell<ConnectionManager>>,
     spend: redis::Script,
+    revoke: redis::Script,
 }
 
 impl RedisStore {
@@ -231,6 +292,7 @@ impl RedisStore {
             io: OnceCell::new(),
             connection: Arc::new(OnceCell::new()),
             spend: redis::Script::new(SPEND),
+            revoke: redis::Script::new(REVOKE),
         })
     }
 
@@ -314,24 +376,31 @@ impl RedisStore {
         })
     }
 
-    async fn revoke(&self, kind: &str, value: &str) -> Result<(), StoreError> {
+    async fn revoke(&self, kind: &str, value: &str, at_ms: u64) -> Result<(), StoreError> {
         let key = format!("railbridge:tokens:rv:{kind}:{value}");
         let px = Self::ms(self.retention);
+        let script = self.revoke.clone();
         self.run(move |mut c| async move {
-            redis::cmd("SET").arg(key).arg("1").arg("PX").arg(px).query_async::<()>(&mut c).await
+            script.key(key).arg(at_ms).arg(px).invoke_async::<u64>(&mut c).await.map(|_| ())
         })
         .await
     }
 
-    async fn revoked(&self, checks: &[(&str, &str)]) -> Result<bool, StoreError> {
+    async fn revoked_at(&self, checks: &[(&str, &str)]) -> Result<Option<u64>, StoreError> {
         let keys: Vec<String> =
             checks.iter().map(|(k, v)| format!("railbridge:tokens:rv:{k}:{v}")).collect();
-        let n: i64 =
-            self.run(move |mut c| async move {
-                redis::cmd("EXISTS").arg(keys).query_async(&mut c).await
-            })
+        let times: Vec<Option<u64>> = self
+            .run(move |mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
             .await?;
-        Ok(n > 0)
+        Ok(times.into_iter().flatten().max())
+    }
+
+    async fn unspend(&self, hash: &str) -> Result<(), StoreError> {
+        let key = format!("railbridge:tokens:rt:{hash}");
+        self.run(move |mut c| async move {
+            redis::cmd("HSET").arg(key).arg("used").arg("0").query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -350,6 +419,7 @@ mod tests {
             user: "1".into(),
             scope: Some("user".into()),
             family_expires_at: 4_000_000_000,
+            family_issued_ms: 1_000,
             login: Login::CookieSession { salt_digest: None },
             claims: serde_json::Map::new(),
         }
@@ -361,10 +431,21 @@ mod tests {
         store.put("h", &record(), Duration::from_secs(60)).await.unwrap();
         assert_eq!(store.spend("h").await.unwrap(), Spent::Fresh(record()));
         assert_eq!(store.spend("h").await.unwrap(), Spent::Reused(record()));
+        store.unspend("h").await.unwrap();
+        assert_eq!(
+            store.spend("h").await.unwrap(),
+            Spent::Fresh(record()),
+            "given back after a failure of ours"
+        );
         assert_eq!(store.spend("other").await.unwrap(), Spent::Missing);
-        assert!(!store.revoked(&[("sid", "s1")]).await.unwrap());
-        store.revoke("sid", "s1").await.unwrap();
-        assert!(store.revoked(&[("user", "1"), ("sid", "s1")]).await.unwrap());
+        assert_eq!(store.revoked_at(&[("sid", "s1")]).await.unwrap(), None);
+        store.revoke("sid", "s1", 2_000).await.unwrap();
+        store.revoke("sid", "s1", 1_500).await.unwrap();
+        assert_eq!(
+            store.revoked_at(&[("user", "1"), ("sid", "s1")]).await.unwrap(),
+            Some(2_000),
+            "the latest"
+        );
         let short = TokenStore::memory(Duration::from_millis(1));
         short.put("h", &record(), Duration::from_secs(60)).await.unwrap();
         std::thread::sleep(Duration::from_millis(5));
@@ -380,10 +461,13 @@ mod tests {
         a.put("h", &record(), Duration::from_secs(60)).await.unwrap();
         assert_eq!(b.spend("h").await.unwrap(), Spent::Fresh(record()));
         assert_eq!(a.spend("h").await.unwrap(), Spent::Reused(record()));
+        b.unspend("h").await.unwrap();
+        assert_eq!(a.spend("h").await.unwrap(), Spent::Fresh(record()));
         assert_eq!(a.spend("nope").await.unwrap(), Spent::Missing);
-        a.revoke("family", "f1").await.unwrap();
-        assert!(b.revoked(&[("sid", "x"), ("family", "f1")]).await.unwrap());
-        assert!(!b.revoked(&[("sid", "x")]).await.unwrap());
+        a.revoke("family", "f1", 5_000).await.unwrap();
+        b.revoke("family", "f1", 4_000).await.unwrap();
+        assert_eq!(b.revoked_at(&[("sid", "x"), ("family", "f1")]).await.unwrap(), Some(5_000));
+        assert_eq!(b.revoked_at(&[("sid", "x")]).await.unwrap(), None);
         let pttl = redis.command(&[b"PTTL", b"railbridge:tokens:rv:family:f1"]);
         let pttl: i64 =
             String::from_utf8(pttl).unwrap().trim_start_matches(':').trim().parse().unwrap();

@@ -673,7 +673,11 @@ async fn token_rules() {
             .header("origin", origin)
             .header("x-csrf-token", csrf)
     };
-    let r = send(exchange_as(7, gw.url(""))).await;
+    let r = send(
+        exchange_as(7, gw.url("")).header("content-type", "application/x-www-form-urlencoded"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "an empty form is the exchange: {}", r.body);
     let access = r.json()["access_token"].as_str().unwrap().to_owned();
     let r =
         send(client().get(gw.url("/bearer/x")).header("authorization", format!("BEARER {access}")))

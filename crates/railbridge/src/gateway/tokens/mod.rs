@@ -243,12 +243,16 @@ impl Tokens {
         if !form {
             return self.exchange(state, req, peer).await;
         }
-        let (_, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let Ok(bytes) =
             http_body_util::Limited::new(body, MAX_BODY).collect().await.map(|c| c.to_bytes())
         else {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
         };
+        // An empty form (`curl --data ''`, a `fetch` with an empty `URLSearchParams`) is the cookie exchange.
+        if bytes.is_empty() {
+            return self.exchange(state, Request::from_parts(parts, Body::empty()), peer).await;
+        }
         let mut grant = None;
         let mut refresh = None;
         for (k, v) in form_urlencoded::parse(&bytes) {

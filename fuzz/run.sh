@@ -7,13 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}
 export RUSTC_BOOTSTRAP=1
-all=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json cookie_header cache_entry)
+all=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json cookie_header cache_entry gateway_assertion)
 # FUZZ_TARGETS="a b" runs only those.
 read -r -a targets <<<"${FUZZ_TARGETS:-${all[*]}}"
 # Seed corpora from real Rails cookies and payloads.
 python3 - <<'PY'
 import json, glob, os, binascii
-for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json", "cookie_header", "cache_entry"]:
+for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json", "cookie_header", "cache_entry", "gateway_assertion"]:
     os.makedirs(f"corpus/{t}", exist_ok=True)
 for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/*.json"))):
     doc = json.load(open(path))
@@ -56,6 +56,13 @@ seeds = {
 }
 for name, h in seeds.items():
     open(f"corpus/cache_entry/{name}", "wb").write(binascii.unhexlify(h))
+# Token shapes for the assertion verifier: a JWS with each supported header, a JWE header, junk around dots.
+import base64
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+claims = b64(b'{"iss":"railbridge","aud":"api","sub":"1","sid":"s","iat":1,"exp":4000000000}')
+for i, header in enumerate([b'{"alg":"EdDSA","kid":"ed","typ":"JWT"}', b'{"alg":"ES256","kid":"ec"}', b'{"alg":"none"}',
+                            b'{"alg":"HS256","kid":"ed"}', b'{"alg":"dir","enc":"A256GCM","kid":"k","cty":"JWT"}']):
+    open(f"corpus/gateway_assertion/t{i}", "w").write(f"{b64(header)}.{claims}.{b64(bytes(64))}")
 PY
 total=0
 for t in "${targets[@]}"; do

@@ -41,8 +41,10 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let files = raise_open_files();
     if args.check {
         println!("configuration ok; listen {}", config.listen());
+        report_limits(&config, files);
         for w in config.warnings() {
             println!("warning: {w}");
         }
@@ -56,6 +58,9 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
     }
     init_tracing(&config);
     for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    if let Some(w) = files_warning(&config, files) {
         tracing::warn!("{w}");
     }
     // The serving happens on `[server] workers` threads of their own (see `railbridge::serve`); this thread only
@@ -83,6 +88,47 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
             eprintln!("railbridge serve: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The open-files soft limit raised to the hard limit (each connection holds one descriptor, a proxied request
+/// another): `(before, now, hard)`, or `None` where the platform does not say.
+fn raise_open_files() -> Option<(u64, u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some((soft, hard, hard));
+    }
+    Some((soft, soft, hard))
+}
+
+/// A warning when `max_connections` cannot be served with the open-files limit.
+fn files_warning(config: &Config, files: Option<(u64, u64, u64)>) -> Option<String> {
+    let (_, now, _) = files?;
+    let need = u64::try_from(config.max_connections())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2)
+        .saturating_add(64);
+    (need > now).then(|| {
+        format!(
+            "[server] max_connections = {} needs about {need} open files (a client and an upstream connection each);              the limit is {now}: raise LimitNOFILE / ulimit -n, or lower max_connections",
+            config.max_connections()
+        )
+    })
+}
+
+/// `--check`: the connection and open-files limits.
+fn report_limits(config: &Config, files: Option<(u64, u64, u64)>) {
+    match files {
+        Some((before, now, hard)) if before < now => {
+            println!("open files: {now} (raised from {before}; hard limit {hard})");
+        }
+        Some((_, now, hard)) => println!("open files: {now} (hard limit {hard})"),
+        None => println!("open files: unknown"),
+    }
+    println!("max connections: {}", config.max_connections());
+    if let Some(w) = files_warning(config, files) {
+        println!("warning: {w}");
     }
 }
 

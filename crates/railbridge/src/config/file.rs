@@ -34,6 +34,14 @@ pub(super) enum RawDuration {
     Text(String),
 }
 
+/// A size: bytes as an integer, or a string with a unit (`512KB`, `10MiB`, `1GB`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
 /// `[server]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +62,8 @@ pub(super) struct RawServer {
     pub(super) drain_timeout: Option<RawDuration>,
     /// Worker threads, each with its own event loop and upstream pool (default: one per CPU).
     pub(super) workers: Option<usize>,
+    /// Client connections served at once (env `RAILBRIDGE_MAX_CONNECTIONS`, default 10000).
+    pub(super) max_connections: Option<usize>,
 }
 
 /// `[rails]`: the Rails app's session settings. Each has the environment variable of `rails-session`
@@ -242,6 +252,8 @@ pub(super) struct RawRoute {
     pub(super) assertion: Option<bool>,
     /// Accept `Authorization: Bearer <access token>` from `/_railbridge/token` as the identity (default off).
     pub(super) accept_bearer: Option<bool>,
+    /// The largest request body forwarded: bytes, or a string with a unit (`"10MiB"`, `"512KB"`). Default: none.
+    pub(super) max_body_size: Option<RawSize>,
     /// Time to the upstream's response head, and then between two chunks of its body (default
     /// `[server] request_timeout`).
     pub(super) timeout: Option<RawDuration>,

@@ -161,6 +161,12 @@ impl Config {
         self.session.as_ref()?.scopes.first().map(|(_, c)| &**c)
     }
 
+    /// Client connections served at once (`[server] max_connections`).
+    #[must_use]
+    pub fn max_connections(&self) -> usize {
+        self.server.max_connections
+    }
+
     /// The token exchange's settings in one line (none when it is off).
     #[must_use]
     pub fn tokens_summary(&self) -> Option<String> {
@@ -227,6 +233,8 @@ pub(crate) struct ServerConfig {
     pub(crate) pool_max_idle_per_host: usize,
     pub(crate) drain_timeout: Duration,
     pub(crate) workers: usize,
+    /// Client connections served at once; more wait in the kernel's listen backlog.
+    pub(crate) max_connections: usize,
 }
 
 /// The Rails session: one `rails-session` configuration per Warden scope in use (same derived keys).
@@ -305,6 +313,8 @@ pub(crate) struct Route {
     pub(crate) timeout: Duration,
     /// `Authorization: Bearer` access tokens are an identity here.
     pub(crate) accept_bearer: bool,
+    /// The largest request body forwarded (bytes); over it, 413.
+    pub(crate) max_body_size: Option<u64>,
 }
 
 /// `[tokens]`, when token exchange is on.

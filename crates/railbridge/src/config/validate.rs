@@ -10,7 +10,7 @@ use http::uri::Scheme;
 use http::{HeaderName, Uri};
 use rails_session::{HttpUserLoader, IdentityConfig, OnLoaderError, SessionConfig};
 
-use super::file::{RawConfig, RawDuration, RawRails, RawRoute, RawTokens, RawUserApi};
+use super::file::{RawConfig, RawDuration, RawRails, RawRoute, RawSize, RawTokens, RawUserApi};
 use super::{
     Cidr, Config, ConfigError, Field, FieldSource, JwtConfig, LogConfig, Policy, Route,
     ServerConfig, SessionSettings, TokensConfig, Upstream,
@@ -251,6 +251,21 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
             Duration::from_secs(60),
         )?,
         pool_max_idle_per_host: s.pool_max_idle_per_host.unwrap_or(256),
+        max_connections: match env("RAILBRIDGE_MAX_CONNECTIONS") {
+            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError::invalid(
+                    "RAILBRIDGE_MAX_CONNECTIONS",
+                    format!("{v:?} is not a number above 0"),
+                )
+            })?,
+            None => match s.max_connections {
+                Some(0) => {
+                    return Err(ConfigError::invalid("server.max_connections", "must be above 0"))
+                }
+                Some(n) => n,
+                None => 10_000,
+            },
+        },
         drain_timeout: duration(
             "server.drain_timeout",
             s.drain_timeout.as_ref(),
@@ -297,6 +312,7 @@ fn routes(
             assertion: true,
             timeout: server.request_timeout,
             accept_bearer: false,
+            max_body_size: None,
         }]);
     }
     let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
@@ -365,6 +381,11 @@ fn routes(
             assertion: r.assertion.unwrap_or(true),
             timeout: duration(&at("timeout"), r.timeout.as_ref(), server.request_timeout)?,
             accept_bearer: r.accept_bearer.unwrap_or(false),
+            max_body_size: r
+                .max_body_size
+                .as_ref()
+                .map(|s| size(&at("max_body_size"), s))
+                .transpose()?,
         });
     }
     Ok(routes)
@@ -750,6 +771,36 @@ fn fields(raw: &RawConfig) -> Result<Vec<Field>, ConfigError> {
         out.push(Field { source, header, claim: f.claim.clone() });
     }
     Ok(out)
+}
+
+/// A size in bytes: an integer, or a number with `B`, `KB`/`MB`/`GB` (powers of 1000) or `KiB`/`MiB`/`GiB`.
+fn size(field: &str, raw: &RawSize) -> Result<u64, ConfigError> {
+    let text = match raw {
+        RawSize::Bytes(n) => return Ok(*n),
+        RawSize::Text(t) => t.trim(),
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{text:?}: the unit is one of B, KB, MB, GB, KiB, MiB, GiB"),
+            ))
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| ConfigError::invalid(field, format!("{text:?} is not a size")))
 }
 
 /// `[tokens]`: on by default when a JWT signing key exists.

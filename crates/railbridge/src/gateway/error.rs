@@ -35,6 +35,9 @@ pub(crate) enum ProxyError {
     /// The gateway failed (should not happen).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request body is larger than the route's `max_body_size`.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
 }
 
 impl ProxyError {
@@ -43,7 +46,9 @@ impl ProxyError {
             ProxyError::Connect(_) | ProxyError::Timeout(_) | ProxyError::Upstream(_) => {
                 Source::Upstream
             }
-            ProxyError::BadRequest(_) | ProxyError::NoRoute => Source::Downstream,
+            ProxyError::BadRequest(_) | ProxyError::NoRoute | ProxyError::TooLarge(_) => {
+                Source::Downstream
+            }
             ProxyError::Internal(_) => Source::Internal,
         }
     }
@@ -57,6 +62,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::NoRoute => "no_route",
             ProxyError::Internal(_) => "internal",
+            ProxyError::TooLarge(_) => "too_large",
         }
     }
 
@@ -67,6 +73,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -81,6 +88,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "400 Bad Request\n",
             ProxyError::NoRoute => "404 Not Found\n",
             ProxyError::Internal(_) => "500 Internal Server Error\n",
+            ProxyError::TooLarge(_) => "413 Payload Too Large\n",
         }
     }
 

@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -68,6 +70,28 @@ impl Forward<'_> {
                 req.uri().authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok())
             });
         let (mut parts, body) = req.into_parts();
+        // The route's body limit: a declared length over it is refused before anything is sent; a streamed body is
+        // cut off when it passes the limit, and the request answered 413.
+        let capped = match self.route.max_body_size {
+            Some(max) => {
+                let declared = parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if declared.is_some_and(|n| n > max) {
+                    return Err(ProxyError::TooLarge(max));
+                }
+                Some(Arc::new(AtomicBool::new(false)))
+            }
+            None => None,
+        };
+        let body = match (&capped, self.route.max_body_size) {
+            (Some(over), Some(max)) => {
+                Body::new(CappedBody { inner: body, remaining: max, over: over.clone(), max })
+            }
+            _ => body,
+        };
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers, upgrade);
         if !self.route.forward_session_cookie {
@@ -90,7 +114,15 @@ impl Forward<'_> {
         let sent = self.pool.send(&self.route.upstream.authority, request);
         let (mut response, checkin) = match tokio::time::timeout(self.route.timeout, sent).await {
             Err(_) => return Err(ProxyError::Timeout(self.route.timeout)),
-            Ok(result) => result?,
+            Ok(Err(e)) => {
+                return Err(match (&capped, self.route.max_body_size) {
+                    (Some(over), Some(max)) if over.load(Ordering::Relaxed) => {
+                        ProxyError::TooLarge(max)
+                    }
+                    _ => e,
+                })
+            }
+            Ok(Ok(sent)) => sent,
         };
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, response.status())
@@ -126,6 +158,50 @@ impl Forward<'_> {
             UpstreamBody { inner: body, timeout: self.route.timeout, sleep: None, checkin };
         body.check_end();
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// A request body cut off at the route's `max_body_size`: past it, an error (which ends the upstream request) and a
+/// flag that makes the answer a 413.
+struct CappedBody {
+    inner: Body,
+    remaining: u64,
+    max: u64,
+    over: Arc<AtomicBool>,
+}
+
+impl http_body::Body for CappedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame {
+            if let Some(data) = frame.data_ref() {
+                let n = u64::try_from(data.len()).unwrap_or(u64::MAX);
+                if n > this.remaining {
+                    this.over.store(true, Ordering::Relaxed);
+                    let max = this.max;
+                    return std::task::Poll::Ready(Some(Err(axum::Error::new(format!(
+                        "request body over {max} bytes"
+                    )))));
+                }
+                this.remaining -= n;
+            }
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -74,6 +74,8 @@ struct Shared {
     state: ArcSwap<State>,
     metrics: PrometheusHandle,
     draining: AtomicBool,
+    /// One permit per client connection being served (`[server] max_connections`; fixed at start).
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything derived from one [`Config`].
@@ -150,6 +152,7 @@ impl State {
                 assertion: true,
                 timeout: config.server.request_timeout,
                 accept_bearer: false,
+                max_body_size: None,
             },
             session,
             default_scope,
@@ -264,11 +267,13 @@ impl Gateway {
     /// A gateway for `config`. Must be called inside a Tokio runtime.
     #[must_use]
     pub fn new(config: Config) -> Gateway {
+        let permits = config.server.max_connections.min(tokio::sync::Semaphore::MAX_PERMITS);
         Gateway {
             shared: Arc::new(Shared {
                 state: ArcSwap::from_pointee(State::new(config, None)),
                 metrics: metrics_handle(),
                 draining: AtomicBool::new(false),
+                connections: Arc::new(tokio::sync::Semaphore::new(permits)),
             }),
         }
     }
@@ -781,7 +786,8 @@ pub async fn serve(
     };
     let workers = gateway.config().server.workers;
     let result = if workers <= 1 {
-        serve_on(gateway, Connections::Listener(listener), shutdown).await
+        let permits = gateway.shared.connections.clone();
+        serve_on(gateway, Connections::Listener(listener, permits), shutdown).await
     } else {
         serve_on_workers(gateway, listener, shutdown, workers).await
     };
@@ -826,10 +832,11 @@ async fn serve_on_workers(
     // (several threads accepting on one socket split them unevenly, and keep-alive makes that last).
     tokio::pin!(shutdown);
     let mut next = 0;
+    let permits = gateway.shared.connections.clone();
     loop {
         tokio::select! {
-            accepted = accept(&listener) => {
-                let Some((stream, peer)) = accepted else { continue };
+            accepted = accept_permitted(&listener, &permits) => {
+                let Some((stream, peer, permit)) = accepted else { continue };
                 let stream = match stream.into_std() {
                     Ok(stream) => stream,
                     Err(e) => {
@@ -837,7 +844,7 @@ async fn serve_on_workers(
                         continue;
                     }
                 };
-                let mut connection = Some((stream, peer));
+                let mut connection = Some((stream, peer, permit));
                 for _ in 0..handoffs.len() {
                     let handoff = &handoffs[next % handoffs.len()];
                     next = next.wrapping_add(1);
@@ -877,26 +884,32 @@ async fn join(threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>) -> std
     .map_err(std::io::Error::other)?
 }
 
-/// Where an event loop's connections come from: its own listener, or the acceptor's hand-off.
+/// A connection handed from the acceptor to a worker, with its permit.
+type Handed = (std::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit);
+
+/// Where an event loop's connections come from: its own listener (with the connection permits), or the acceptor's
+/// hand-off.
 enum Connections {
-    Listener(TcpListener),
-    Handoff(tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>),
+    Listener(TcpListener, Arc<tokio::sync::Semaphore>),
+    Handoff(tokio::sync::mpsc::UnboundedReceiver<Handed>),
 }
 
 impl Connections {
-    /// The next connection; `None` once the acceptor has stopped.
-    async fn next(&mut self) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    /// The next connection and its permit; `None` once the acceptor has stopped.
+    async fn next(
+        &mut self,
+    ) -> Option<(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
         loop {
             match self {
-                Connections::Listener(listener) => {
-                    if let Some(accepted) = accept(listener).await {
+                Connections::Listener(listener, permits) => {
+                    if let Some(accepted) = accept_permitted(listener, permits).await {
                         return Some(accepted);
                     }
                 }
                 Connections::Handoff(handoff) => {
-                    let (stream, peer) = handoff.recv().await?;
+                    let (stream, peer, permit) = handoff.recv().await?;
                     match tokio::net::TcpStream::from_std(stream) {
-                        Ok(stream) => return Some((stream, peer)),
+                        Ok(stream) => return Some((stream, peer, permit)),
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot take over an accepted connection")
                         }
@@ -905,6 +918,17 @@ impl Connections {
             }
         }
     }
+}
+
+/// Waits for a connection permit, then accepts: at `max_connections`, new clients wait in the kernel's listen backlog
+/// (not in the gateway's memory, not as open file descriptors) until a connection ends.
+async fn accept_permitted(
+    listener: &TcpListener,
+    permits: &Arc<tokio::sync::Semaphore>,
+) -> Option<(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.ok()?;
+    let (stream, peer) = accept(listener).await?;
+    Some((stream, peer, permit))
 }
 
 /// Accepts a connection; on failure (EMFILE and friends) logs it and backs off instead of spinning.
@@ -944,7 +968,7 @@ async fn serve_on(
     loop {
         tokio::select! {
             accepted = connections.next() => {
-                let Some((stream, peer)) = accepted else { break };
+                let Some((stream, peer, permit)) = accepted else { break };
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
                 let client = Peer::new(peer);
@@ -958,6 +982,7 @@ async fn serve_on(
                     if let Err(e) = conn.await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,

@@ -138,6 +138,7 @@ mod tests {
             assertion: true,
             timeout: Duration::from_secs(1),
             accept_bearer: false,
+            max_body_size: None,
         }
     }
 

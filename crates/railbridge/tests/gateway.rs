@@ -16,6 +16,8 @@ mod nginx;
 mod stores;
 #[path = "gateway_support.rs"]
 mod support;
+#[path = "gateway_tls.rs"]
+mod tls;
 #[path = "gateway_tokens.rs"]
 mod tokens;
 

@@ -64,6 +64,10 @@ pub(super) struct RawServer {
     pub(super) workers: Option<usize>,
     /// Client connections served at once (env `RAILBRIDGE_MAX_CONNECTIONS`, default 10000).
     pub(super) max_connections: Option<usize>,
+    /// TLS: the certificate chain, PEM (env `RAILBRIDGE_TLS_CERT`).
+    pub(super) tls_cert: Option<PathBuf>,
+    /// TLS: the private key, PEM (env `RAILBRIDGE_TLS_KEY`).
+    pub(super) tls_key: Option<PathBuf>,
 }
 
 /// `[rails]`: the Rails app's session settings. Each has the environment variable of `rails-session`

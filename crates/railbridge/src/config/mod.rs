@@ -235,6 +235,8 @@ pub(crate) struct ServerConfig {
     pub(crate) workers: usize,
     /// Client connections served at once; more wait in the kernel's listen backlog.
     pub(crate) max_connections: usize,
+    /// TLS termination, when a certificate is configured.
+    pub(crate) tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 /// The Rails session: one `rails-session` configuration per Warden scope in use (same derived keys).

@@ -251,6 +251,26 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
             Duration::from_secs(60),
         )?,
         pool_max_idle_per_host: s.pool_max_idle_per_host.unwrap_or(256),
+        tls: match (
+            env("RAILBRIDGE_TLS_CERT").map(std::path::PathBuf::from).or_else(|| s.tls_cert.clone()),
+            env("RAILBRIDGE_TLS_KEY").map(std::path::PathBuf::from).or_else(|| s.tls_key.clone()),
+        ) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                Some(crate::gateway::tls::server_config(&cert, &key).map_err(|e| {
+                    ConfigError::invalid(
+                        "server.tls_cert / tls_key (RAILBRIDGE_TLS_CERT / RAILBRIDGE_TLS_KEY)",
+                        e,
+                    )
+                })?)
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "server.tls_cert / tls_key (RAILBRIDGE_TLS_CERT / RAILBRIDGE_TLS_KEY)",
+                    "both or neither",
+                ))
+            }
+        },
         max_connections: match env("RAILBRIDGE_MAX_CONNECTIONS") {
             Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 ConfigError::invalid(

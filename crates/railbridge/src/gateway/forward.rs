@@ -33,13 +33,30 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
     ip: HeaderValue,
+    /// The connection came in over TLS (the gateway terminated it): the scheme the client used is `https`.
+    pub(crate) tls: bool,
 }
 
 impl Peer {
     pub(crate) fn new(addr: SocketAddr) -> Peer {
         let ip = HeaderValue::try_from(addr.ip().to_canonical().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer { addr, ip }
+        Peer { addr, ip, tls: false }
+    }
+
+    /// The same peer, over TLS.
+    pub(crate) fn over_tls(mut self) -> Peer {
+        self.tls = true;
+        self
+    }
+
+    /// `http` or `https`, as the client reached the gateway.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -292,7 +309,7 @@ fn forwarded(headers: &mut HeaderMap, peer: &Peer, trusted: bool, host: Option<&
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(peer.scheme()));
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match host {

@@ -12,6 +12,7 @@ pub(crate) mod identity;
 pub(crate) mod pool;
 pub(crate) mod router;
 pub(crate) mod telemetry;
+pub(crate) mod tls;
 pub(crate) mod tokens;
 
 use std::cell::RefCell;
@@ -943,6 +944,28 @@ async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, Socket
     }
 }
 
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one client connection (plain or TLS) until it ends, drained with the others at shutdown.
+async fn serve_io<I>(
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: TokioIo<I>,
+    gateway: Gateway,
+    client: Peer,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let (gw, client) = (gateway.clone(), client.clone());
+        async move { Ok::<_, Infallible>(gw.handle(req, &client).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
+    watcher.watch(conn).await
+}
+
 /// One event loop: takes connections until `shutdown` (or until the acceptor stops), then drains its own.
 async fn serve_on(
     gateway: Gateway,
@@ -971,15 +994,28 @@ async fn serve_on(
                 let Some((stream, peer, permit)) = accepted else { break };
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
-                let client = Peer::new(peer);
-                let service = hyper::service::service_fn(move |req| {
-                    let (gw, client) = (gw.clone(), client.clone());
-                    async move { Ok::<_, Infallible>(gw.handle(req, &client).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                // The TLS settings of the configuration in force when the connection arrived (SIGHUP renews them).
+                let tls = gateway.shared.state.load().config.server.tls.clone();
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let ended = match tls {
+                        None => {
+                            let client = Peer::new(peer);
+                            serve_io(builder, watcher, TokioIo::new(stream), gw, client).await
+                        }
+                        Some(tls) => {
+                            let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => {
+                                    let client = Peer::new(peer).over_tls();
+                                    serve_io(builder, watcher, TokioIo::new(stream), gw, client).await
+                                }
+                                Ok(Err(e)) => Err(Box::new(e).into()),
+                                Err(_) => Err("the TLS handshake timed out".into()),
+                            }
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
                     drop(permit);

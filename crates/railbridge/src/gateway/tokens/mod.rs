@@ -289,7 +289,7 @@ impl Tokens {
             .trusted(peer)
             .then(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()))
             .flatten()
-            .map_or("http".to_owned(), |p| {
+            .map_or(peer.scheme().to_owned(), |p| {
                 p.split(',').next().unwrap_or("http").trim().to_ascii_lowercase()
             });
         let host = headers

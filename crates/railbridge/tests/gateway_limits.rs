@@ -107,3 +107,34 @@ fn serve_check_reports_the_limits() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn an_upstream_at_its_connection_limit_answers_503_after_the_queue_timeout() {
+    let echo = echo().await;
+    let extra = format!(
+        "[[route]]\nname = \"narrow\"\nprefix = \"/narrow\"\nrewrite = \"/\"\nupstream = \"http://{}\"\npolicy = \"public\"\nmax_connections = 1\nqueue_timeout = \"200ms\"\n",
+        echo.addr
+    );
+    let gw = gateway(&routes_toml(&echo, &extra), &[]).await;
+    let busy_url = gw.url("/narrow/slow?ms=1500");
+    let first = tokio::spawn(async move { send(client().get(busy_url)).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let r = get(&gw.url("/narrow/slow?ms=10"), None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "503 Service Unavailable: the upstream service is at its connection limit\n")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(190), "it waited for a turn first");
+    assert_eq!(first.await.unwrap(), 200, "the request holding the turn finishes");
+    assert_eq!(
+        get(&gw.url("/narrow/slow?ms=10"), None).await.status,
+        200,
+        "the turn came back with its body"
+    );
+    let metrics = get(&gw.url("/_railbridge/metrics"), None).await.body;
+    assert!(
+        metrics.contains(r#"railbridge_upstream_errors_total{route="narrow",kind="busy"}"#),
+        "{metrics}"
+    );
+}

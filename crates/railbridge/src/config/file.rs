@@ -258,6 +258,10 @@ pub(super) struct RawRoute {
     pub(super) accept_bearer: Option<bool>,
     /// The largest request body forwarded: bytes, or a string with a unit (`"10MiB"`, `"512KB"`). Default: none.
     pub(super) max_body_size: Option<RawSize>,
+    /// At most this many requests at the upstream at once (default: no limit).
+    pub(super) max_connections: Option<usize>,
+    /// How long a request waits for a turn under `max_connections` before a 503 (default 1 s).
+    pub(super) queue_timeout: Option<RawDuration>,
     /// Time to the upstream's response head, and then between two chunks of its body (default
     /// `[server] request_timeout`).
     pub(super) timeout: Option<RawDuration>,

@@ -317,6 +317,9 @@ pub(crate) struct Route {
     pub(crate) accept_bearer: bool,
     /// The largest request body forwarded (bytes); over it, 413.
     pub(crate) max_body_size: Option<u64>,
+    /// At most this many requests at the upstream at once (shared by the workers), and how long one waits for a
+    /// turn before it is answered 503.
+    pub(crate) upstream_limit: Option<(Arc<tokio::sync::Semaphore>, Duration)>,
 }
 
 /// `[tokens]`, when token exchange is on.

@@ -333,6 +333,7 @@ fn routes(
             timeout: server.request_timeout,
             accept_bearer: false,
             max_body_size: None,
+            upstream_limit: None,
         }]);
     }
     let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
@@ -406,6 +407,22 @@ fn routes(
                 .as_ref()
                 .map(|s| size(&at("max_body_size"), s))
                 .transpose()?,
+            upstream_limit: match r.max_connections {
+                None => None,
+                Some(0) => {
+                    return Err(ConfigError::invalid(at("max_connections"), "must be above 0"))
+                }
+                Some(n) => Some((
+                    Arc::new(tokio::sync::Semaphore::new(
+                        n.min(tokio::sync::Semaphore::MAX_PERMITS),
+                    )),
+                    duration(
+                        &at("queue_timeout"),
+                        r.queue_timeout.as_ref(),
+                        Duration::from_secs(1),
+                    )?,
+                )),
+            },
         });
     }
     Ok(routes)

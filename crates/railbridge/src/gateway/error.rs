@@ -38,14 +38,18 @@ pub(crate) enum ProxyError {
     /// The request body is larger than the route's `max_body_size`.
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),
+    /// The upstream is at the route's `max_connections` and no turn came within `queue_timeout`.
+    #[error("upstream busy: no turn within {0:?}")]
+    Busy(std::time::Duration),
 }
 
 impl ProxyError {
     pub(crate) fn source_kind(&self) -> Source {
         match self {
-            ProxyError::Connect(_) | ProxyError::Timeout(_) | ProxyError::Upstream(_) => {
-                Source::Upstream
-            }
+            ProxyError::Connect(_)
+            | ProxyError::Timeout(_)
+            | ProxyError::Upstream(_)
+            | ProxyError::Busy(_) => Source::Upstream,
             ProxyError::BadRequest(_) | ProxyError::NoRoute | ProxyError::TooLarge(_) => {
                 Source::Downstream
             }
@@ -63,6 +67,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no_route",
             ProxyError::Internal(_) => "internal",
             ProxyError::TooLarge(_) => "too_large",
+            ProxyError::Busy(_) => "busy",
         }
     }
 
@@ -74,6 +79,7 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -89,6 +95,9 @@ impl ProxyError {
             ProxyError::NoRoute => "404 Not Found\n",
             ProxyError::Internal(_) => "500 Internal Server Error\n",
             ProxyError::TooLarge(_) => "413 Payload Too Large\n",
+            ProxyError::Busy(_) => {
+                "503 Service Unavailable: the upstream service is at its connection limit\n"
+            }
         }
     }
 

@@ -128,6 +128,17 @@ impl Forward<'_> {
         parts.uri = http::Uri::from(path);
         parts.version = Version::HTTP_11;
         let request = Request::from_parts(parts, body);
+        // The route's limit on requests at its upstream: a turn within `queue_timeout`, held until the response body
+        // ends (or the upgraded connection closes).
+        let turn = match &self.route.upstream_limit {
+            None => None,
+            Some((permits, wait)) => {
+                match tokio::time::timeout(*wait, permits.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => return Err(ProxyError::Busy(*wait)),
+                }
+            }
+        };
         let sent = self.pool.send(&self.route.upstream.authority, request);
         let (mut response, checkin) = match tokio::time::timeout(self.route.timeout, sent).await {
             Err(_) => return Err(ProxyError::Timeout(self.route.timeout)),
@@ -147,6 +158,7 @@ impl Forward<'_> {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             let route = self.route.name.clone();
             tokio::spawn(async move {
+                let _turn = turn;
                 match tokio::join!(client_upgrade, upstream_upgrade) {
                     (Ok(client), Ok(upstream)) => {
                         let (mut client, mut upstream) =
@@ -171,8 +183,13 @@ impl Forward<'_> {
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
-        let mut body =
-            UpstreamBody { inner: body, timeout: self.route.timeout, sleep: None, checkin };
+        let mut body = UpstreamBody {
+            inner: body,
+            timeout: self.route.timeout,
+            sleep: None,
+            checkin,
+            _turn: turn,
+        };
         body.check_end();
         Ok(Response::from_parts(parts, Body::new(body)))
     }
@@ -230,6 +247,8 @@ struct UpstreamBody {
     timeout: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     checkin: Checkin,
+    /// The route's turn at its upstream (`max_connections`), given back with the body.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl UpstreamBody {

@@ -154,6 +154,7 @@ impl State {
                 timeout: config.server.request_timeout,
                 accept_bearer: false,
                 max_body_size: None,
+                upstream_limit: None,
             },
             session,
             default_scope,

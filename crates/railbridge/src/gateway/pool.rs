@@ -478,6 +478,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             accept_bearer: false,
             max_body_size: None,
+            upstream_limit: None,
         };
         let pool = pool(Duration::from_secs(60), 8);
         let peer = super::super::forward::Peer::new("127.0.0.1:1".parse().unwrap());

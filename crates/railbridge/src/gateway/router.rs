@@ -139,6 +139,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             accept_bearer: false,
             max_body_size: None,
+            upstream_limit: None,
         }
     }
 

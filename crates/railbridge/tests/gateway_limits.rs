@@ -138,3 +138,35 @@ async fn an_upstream_at_its_connection_limit_answers_503_after_the_queue_timeout
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off_and_an_idle_connection_is_not() {
+    let echo = echo().await;
+    let toml = routes_toml(&echo, "")
+        .replace("[server]\n", "[server]\nheader_timeout = \"300ms\"\nworkers = 1\n");
+    let gw = gateway(&toml, &[]).await;
+    // Slowloris: a head started and never finished is closed after header_timeout, not after idle_timeout (60 s).
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"GET /_railbridge/health HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 512];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // an error answer, then the close
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the slow head was not cut off");
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    // A keep-alive connection that sits idle longer than header_timeout between requests stays usable.
+    let (mut idle, head) = open_and_ask(gw.addr).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    idle.write_all(b"GET /_railbridge/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let n =
+        tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "idle is not slow");
+}

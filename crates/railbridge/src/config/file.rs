@@ -64,6 +64,8 @@ pub(super) struct RawServer {
     pub(super) workers: Option<usize>,
     /// Client connections served at once (env `RAILBRIDGE_MAX_CONNECTIONS`, default 10000).
     pub(super) max_connections: Option<usize>,
+    /// Time to send a request's head once started (env `RAILBRIDGE_HEADER_TIMEOUT`, default 10 s).
+    pub(super) header_timeout: Option<RawDuration>,
     /// TLS: the certificate chain, PEM (env `RAILBRIDGE_TLS_CERT`).
     pub(super) tls_cert: Option<PathBuf>,
     /// TLS: the private key, PEM (env `RAILBRIDGE_TLS_KEY`).

@@ -235,6 +235,8 @@ pub(crate) struct ServerConfig {
     pub(crate) workers: usize,
     /// Client connections served at once; more wait in the kernel's listen backlog.
     pub(crate) max_connections: usize,
+    /// How long a client may take to send a request's head, once started (apart from `idle_timeout`).
+    pub(crate) header_timeout: Duration,
     /// TLS termination, when a certificate is configured.
     pub(crate) tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }

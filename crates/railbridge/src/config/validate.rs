@@ -251,6 +251,23 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
             Duration::from_secs(60),
         )?,
         pool_max_idle_per_host: s.pool_max_idle_per_host.unwrap_or(256),
+        header_timeout: {
+            let raw = env("RAILBRIDGE_HEADER_TIMEOUT")
+                .map(RawDuration::Text)
+                .or_else(|| s.header_timeout.clone());
+            let t = duration(
+                "server.header_timeout (RAILBRIDGE_HEADER_TIMEOUT)",
+                raw.as_ref(),
+                Duration::from_secs(10),
+            )?;
+            if t.is_zero() {
+                return Err(ConfigError::invalid(
+                    "server.header_timeout (RAILBRIDGE_HEADER_TIMEOUT)",
+                    "must be above 0",
+                ));
+            }
+            t
+        },
         tls: match (
             env("RAILBRIDGE_TLS_CERT").map(std::path::PathBuf::from).or_else(|| s.tls_cert.clone()),
             env("RAILBRIDGE_TLS_KEY").map(std::path::PathBuf::from).or_else(|| s.tls_key.clone()),

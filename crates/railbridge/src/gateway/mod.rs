@@ -7,6 +7,7 @@
 pub(crate) mod cache;
 pub(crate) mod error;
 pub(crate) mod forward;
+pub(crate) mod head_clock;
 pub(crate) mod headers;
 pub(crate) mod identity;
 pub(crate) mod pool;
@@ -959,9 +960,21 @@ async fn serve_io<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let state = head_clock::HeadState::new();
+    let header_timeout = gateway.config().server.header_timeout;
+    let io =
+        TokioIo::new(head_clock::HeadClock::new(io.into_inner(), state.clone(), header_timeout));
     let service = hyper::service::service_fn(move |req| {
-        let (gw, client) = (gateway.clone(), client.clone());
-        async move { Ok::<_, Infallible>(gw.handle(req, &client).await) }
+        let (gw, client, state) = (gateway.clone(), client.clone(), state.clone());
+        async move {
+            state.request_started();
+            let response = gw.handle(req, &client).await;
+            // An upgraded connection (WebSocket) is no longer HTTP: its bytes never start the header clock.
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                state.request_done();
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
     watcher.watch(conn).await

@@ -4,6 +4,8 @@
 
 #[path = "gateway_bin.rs"]
 mod bin;
+#[path = "gateway_faults.rs"]
+mod faults;
 #[path = "gateway_limits.rs"]
 mod limits;
 #[path = "gateway_live.rs"]

@@ -197,6 +197,8 @@ pub use session::Session;
 #[cfg(any(feature = "redis", feature = "memcached", feature = "database"))]
 pub use store::io_thread::{IoError, IoThread};
 pub use store::redact_url;
+#[cfg(feature = "redis")]
+pub use store::RedisConnection;
 pub use store::{
     cache_entry, CookieStore, LoadedSession, ServerStore, SessionId, SessionStore, StoreKind,
     StoreSerializer, StoreSettings,

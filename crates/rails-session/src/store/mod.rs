@@ -12,6 +12,8 @@ pub(crate) mod io_thread;
 mod memcached;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisConnection;
 mod server;
 mod session_id;
 mod settings;

@@ -28,40 +28,55 @@ end
 return 0
 ";
 
-pub(crate) struct RedisBackend {
+/// One Redis connection for a service that runs several tokio runtimes: multiplexed, reconnecting by itself
+/// (`redis::aio::ConnectionManager`), made on first use and driven by an I/O thread of its own ([`crate::IoThread`]);
+/// every command, connecting included, bounded by a timeout. The session stores use it, and so can anything else in
+/// the service that talks to Redis the same way (the railbridge gateway's token store does).
+pub struct RedisConnection {
     client: redis::Client,
     timeout: Duration,
+    thread_name: &'static str,
     io: OnceCell<IoThread>,
     connection: Arc<OnceCell<ConnectionManager>>,
-    script: redis::Script,
 }
 
-impl RedisBackend {
-    pub(crate) fn new(settings: &StoreSettings) -> Result<Self, ConfigError> {
-        let client = redis::Client::open(settings.url.as_str()).map_err(|e| {
-            ConfigError::invalid("SESSION_STORE_URL", format!("not a Redis URL: {e}"))
-        })?;
-        Ok(RedisBackend {
-            client,
-            timeout: settings.timeout,
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl RedisConnection {
+    /// A connection to `url` (`redis://…`, `rediss://…`), made on first use; its I/O thread is named
+    /// `thread_name`. Only the URL is checked here.
+    pub fn open(
+        url: &str,
+        timeout: Duration,
+        thread_name: &'static str,
+    ) -> redis::RedisResult<Self> {
+        Ok(RedisConnection {
+            client: redis::Client::open(url)?,
+            timeout,
+            thread_name,
             io: OnceCell::new(),
             connection: Arc::new(OnceCell::new()),
-            script: redis::Script::new(SET_IF_PRESENT),
         })
     }
 
-    /// Runs a command on the I/O thread, connecting first if needed, within the timeout.
-    async fn run<T, F, Fut>(&self, command: F) -> Result<T, BackendError>
+    /// Runs `command` on the I/O thread, connecting first if needed, within the timeout. The error says what
+    /// failed, prefixed `redis:`.
+    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
+        let name = self.thread_name;
         let io = self
             .io
-            .get_or_try_init(|| async { IoThread::start("rails-session-redis") })
+            .get_or_try_init(|| async { IoThread::start(name) })
             .await
-            .map_err(BackendError::new)?;
+            .map_err(|e| e.to_string())?;
         let (client, cell, timeout) = (self.client.clone(), self.connection.clone(), self.timeout);
         let work = async move {
             let connection = cell
@@ -78,9 +93,34 @@ impl RedisBackend {
         };
         match io.run(timeout, work).await {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(BackendError::new(format!("redis: {e}"))),
-            Err(e) => Err(BackendError::new(format!("redis: {e}"))),
+            Ok(Err(e)) => Err(format!("redis: {e}")),
+            Err(e) => Err(format!("redis: {e}")),
         }
+    }
+}
+
+pub(crate) struct RedisBackend {
+    redis: RedisConnection,
+    script: redis::Script,
+}
+
+impl RedisBackend {
+    pub(crate) fn new(settings: &StoreSettings) -> Result<Self, ConfigError> {
+        let redis = RedisConnection::open(&settings.url, settings.timeout, "rails-session-redis")
+            .map_err(|e| {
+            ConfigError::invalid("SESSION_STORE_URL", format!("not a Redis URL: {e}"))
+        })?;
+        Ok(RedisBackend { redis, script: redis::Script::new(SET_IF_PRESENT) })
+    }
+
+    /// Runs a command on the I/O thread, connecting first if needed, within the timeout.
+    async fn run<T, F, Fut>(&self, command: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
+    {
+        self.redis.run(command).await.map_err(BackendError)
     }
 }
 

@@ -41,10 +41,7 @@ pub(crate) enum Put<'a> {
 pub(crate) struct BackendError(pub(crate) String);
 
 impl BackendError {
-    #[cfg_attr(
-        not(any(feature = "redis", feature = "memcached", feature = "database", test)),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "memcached", feature = "database", test)), allow(dead_code))]
     pub(crate) fn new(what: impl fmt::Display) -> Self {
         BackendError(what.to_string())
     }

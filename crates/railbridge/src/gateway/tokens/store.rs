@@ -5,10 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rails_session::IoThread;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use rails_session::RedisConnection;
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 /// What a refresh token stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,24 +272,19 @@ return {1, r[1]}
 /// Redis: `railbridge:tokens:rt:<hash>` (a hash: `rec`, `used`) and `railbridge:tokens:rv:<kind>:<value>`, each
 /// with a TTL. One reconnecting connection on an I/O thread of its own, every command bounded by a timeout.
 pub(crate) struct RedisStore {
-    client: redis::Client,
+    redis: RedisConnection,
     retention: Duration,
-    timeout: Duration,
-    io: OnceCell<IoThread>,
-    connection: Arc<OnceCell<ConnectionManager>>,
     spend: redis::Script,
     revoke: redis::Script,
 }
 
 impl RedisStore {
     fn new(url: &str, retention: Duration) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("not a Redis URL: {e}"))?;
+        let redis = RedisConnection::open(url, Duration::from_secs(1), "railbridge-tokens")
+            .map_err(|e| format!("not a Redis URL: {e}"))?;
         Ok(RedisStore {
-            client,
+            redis,
             retention,
-            timeout: Duration::from_secs(1),
-            io: OnceCell::new(),
-            connection: Arc::new(OnceCell::new()),
             spend: redis::Script::new(SPEND),
             revoke: redis::Script::new(REVOKE),
         })
@@ -302,30 +296,7 @@ impl RedisStore {
         F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = redis::RedisResult<T>> + Send,
     {
-        let io = self
-            .io
-            .get_or_try_init(|| async { IoThread::start("railbridge-tokens") })
-            .await
-            .map_err(|e| StoreError(e.to_string()))?;
-        let (client, cell, timeout) = (self.client.clone(), self.connection.clone(), self.timeout);
-        let work = async move {
-            let connection = cell
-                .get_or_try_init(|| async {
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(timeout)
-                        .set_response_timeout(timeout)
-                        .set_number_of_retries(1);
-                    ConnectionManager::new_with_config(client, config).await
-                })
-                .await?
-                .clone();
-            command(connection).await
-        };
-        match io.run(timeout, work).await {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(e) => Err(StoreError(format!("redis: {e}"))),
-        }
+        self.redis.run(command).await.map_err(StoreError)
     }
 
     fn ms(ttl: Duration) -> u64 {

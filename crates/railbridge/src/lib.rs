@@ -19,6 +19,10 @@
 //!
 //! - `mimalloc` (default): mimalloc as the global allocator. The proxy path allocates per request (headers,
 //!   bodies, the decoded session); with glibc malloc, allocation was about 15% of the gateway's CPU.
+
+// A connection's future nests hyper's connection, TLS, the header clock and the gateway's whole request path;
+// proving it `Send` for `tokio::spawn` takes rustc's trait solver deeper than its default limit of 128.
+#![recursion_limit = "256"]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -307,13 +307,16 @@ impl Gateway {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let builtin = path.starts_with("/_railbridge/") || path == "/.well-known/jwks.json";
+        // Both futures are boxed: inlined, their state machines nest deeply enough (token store, session store,
+        // User API, upstream pool) that computing the connection future's layout overflows rustc's query depth.
         let (route, response) = if builtin {
-            (None, self.builtin(&state, req, peer, &path).await)
+            (None, Box::pin(self.builtin(&state, req, peer, &path)).await)
         } else {
             match state.router.route(&path).cloned() {
                 None => (None, ProxyError::NoRoute.into_response()),
                 Some(rs) => {
-                    let response = proxy(&state, &rs, req, peer, &path, Mode::Proxy).await;
+                    let response =
+                        Box::pin(proxy(&state, &rs, req, peer, &path, Mode::Proxy)).await;
                     (Some(rs), response)
                 }
             }

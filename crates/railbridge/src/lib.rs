@@ -36,5 +36,5 @@ mod jwt;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG};
-pub use gateway::{serve, Gateway};
+pub use gateway::{serve, Gateway, Stats};
 pub use jwt::{KeyError, KeySet, SigningKey};

@@ -22,6 +22,8 @@ mod support;
 mod tls;
 #[path = "gateway_tokens.rs"]
 mod tokens;
+#[path = "gateway_upstream_tls.rs"]
+mod upstream_tls;
 
 use std::time::{Duration, Instant};
 

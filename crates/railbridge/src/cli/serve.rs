@@ -111,7 +111,7 @@ fn files_warning(config: &Config, files: Option<(u64, u64, u64)>) -> Option<Stri
         .saturating_add(64);
     (need > now).then(|| {
         format!(
-            "[server] max_connections = {} needs about {need} open files (a client and an upstream connection each);              the limit is {now}: raise LimitNOFILE / ulimit -n, or lower max_connections",
+            "[server] max_connections = {} needs about {need} open files (a client and an upstream connection each); the limit is {now}: raise LimitNOFILE / ulimit -n, or lower max_connections",
             config.max_connections()
         )
     })
@@ -127,6 +127,9 @@ fn report_limits(config: &Config, files: Option<(u64, u64, u64)>) {
         None => println!("open files: unknown"),
     }
     println!("max connections: {}", config.max_connections());
+    for line in config.server_limits().into_iter().chain(config.route_summaries()) {
+        println!("{line}");
+    }
     if let Some(w) = files_warning(config, files) {
         println!("warning: {w}");
     }

@@ -66,6 +66,8 @@ pub(super) struct RawServer {
     pub(super) max_connections: Option<usize>,
     /// Time to send a request's head once started (env `RAILBRIDGE_HEADER_TIMEOUT`, default 10 s).
     pub(super) header_timeout: Option<RawDuration>,
+    /// The longest pause while a client sends a request body (env `RAILBRIDGE_BODY_TIMEOUT`, default 10 s).
+    pub(super) body_timeout: Option<RawDuration>,
     /// TLS: the certificate chain, PEM (env `RAILBRIDGE_TLS_CERT`).
     pub(super) tls_cert: Option<PathBuf>,
     /// TLS: the private key, PEM (env `RAILBRIDGE_TLS_KEY`).
@@ -267,6 +269,14 @@ pub(super) struct RawRoute {
     /// Time to the upstream's response head, and then between two chunks of its body (default
     /// `[server] request_timeout`).
     pub(super) timeout: Option<RawDuration>,
+    /// `https://` upstreams: the CA certificates (PEM) that verify the upstream (default: the system's roots).
+    pub(super) ca_file: Option<PathBuf>,
+    /// `https://` upstreams: a certificate chain (PEM) presented to the upstream (mutual TLS), with `client_key`.
+    pub(super) client_cert: Option<PathBuf>,
+    /// The key of `client_cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub(super) client_key: Option<PathBuf>,
+    /// Speak HTTP/2 to the upstream: ALPN `h2` over https, prior knowledge (h2c) over http (default off).
+    pub(super) http2: Option<bool>,
 }
 
 /// A setting that may hold a secret (a database URL with its password): read as a string, never printed.

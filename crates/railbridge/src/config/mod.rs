@@ -19,6 +19,7 @@
 //! | `RAILBRIDGE_SESSION_HASH_KEY_FILE` | `[identity] session_hash_key_file` | key of `X-Railbridge-Session` |
 //! | `RAILBRIDGE_USER_API_URL`, `RAILBRIDGE_USER_API_TOKEN_FILE` | `[user_api]` `url`, `token_file` | the User API |
 //! | `RAILBRIDGE_LOG_FORMAT` | `[log] format` | `text` or `json` |
+//! | `RAILBRIDGE_<KEY>` for every other `[server]` key: `RAILBRIDGE_TLS_CERT`, `RAILBRIDGE_TLS_KEY`, `RAILBRIDGE_MAX_CONNECTIONS`, `RAILBRIDGE_HEADER_TIMEOUT`, `RAILBRIDGE_BODY_TIMEOUT`, `RAILBRIDGE_CONNECT_TIMEOUT`, `RAILBRIDGE_REQUEST_TIMEOUT`, `RAILBRIDGE_IDLE_TIMEOUT`, `RAILBRIDGE_POOL_IDLE_TIMEOUT`, `RAILBRIDGE_POOL_MAX_IDLE_PER_HOST`, `RAILBRIDGE_DRAIN_TIMEOUT`, `RAILBRIDGE_WORKERS` | `[server] <key>` | as in the file |
 
 mod file;
 mod validate;
@@ -167,6 +168,63 @@ impl Config {
         self.server.max_connections
     }
 
+    /// The limits and timeouts of `[server]`, one `name: value` line each, for `--check`.
+    #[must_use]
+    pub fn server_limits(&self) -> Vec<String> {
+        let s = &self.server;
+        vec![
+            format!("header timeout: {:?}", s.header_timeout),
+            format!("body timeout: {:?}", s.body_timeout),
+            format!("idle timeout: {:?}", s.idle_timeout),
+            format!("request timeout: {:?} (routes without their own)", s.request_timeout),
+            format!("connect timeout: {:?}", s.connect_timeout),
+            format!(
+                "upstream pool: {} idle connections per upstream, closed after {:?}",
+                s.pool_max_idle_per_host, s.pool_idle_timeout
+            ),
+            format!("drain timeout: {:?}", s.drain_timeout),
+            format!("workers: {}", s.workers),
+            format!("tls: {}", if s.tls.is_some() { "on (ALPN h2, http/1.1)" } else { "off" }),
+        ]
+    }
+
+    /// One line per route for `--check`: where it goes, how, who may pass, and its limits.
+    #[must_use]
+    pub fn route_summaries(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|r| {
+                let u = &r.upstream;
+                let scheme = if u.transport.tls.is_some() { "https" } else { "http" };
+                let mut line = format!(
+                    "route {}: {} -> {scheme}://{}{} ({:?}), {}, timeout {:?}",
+                    r.name,
+                    r.prefix,
+                    u.authority,
+                    u.base_path,
+                    u.transport,
+                    match &r.policy {
+                        Policy::Public => "public".to_owned(),
+                        Policy::SignedIn => "signed-in".to_owned(),
+                        Policy::Scope(s) => format!("scope:{s}"),
+                    },
+                    r.timeout
+                );
+                match r.max_body_size {
+                    Some(n) => line.push_str(&format!(", max body {n} bytes")),
+                    None => line.push_str(", no body limit"),
+                }
+                if let Some((permits, wait)) = &r.upstream_limit {
+                    line.push_str(&format!(
+                        ", at most {} at the upstream (wait {wait:?})",
+                        permits.available_permits()
+                    ));
+                }
+                line
+            })
+            .collect()
+    }
+
     /// The token exchange's settings in one line (none when it is off).
     #[must_use]
     pub fn tokens_summary(&self) -> Option<String> {
@@ -237,6 +295,8 @@ pub(crate) struct ServerConfig {
     pub(crate) max_connections: usize,
     /// How long a client may take to send a request's head, once started (apart from `idle_timeout`).
     pub(crate) header_timeout: Duration,
+    /// The longest a client may pause while sending a request body (then 408).
+    pub(crate) body_timeout: Duration,
     /// TLS termination, when a certificate is configured.
     pub(crate) tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
@@ -301,6 +361,28 @@ pub(crate) struct Upstream {
     pub(crate) host: http::HeaderValue,
     /// The URL's path without its trailing `/` (empty for the root).
     pub(crate) base_path: String,
+    /// Plain or TLS, HTTP/1.1 or HTTP/2: shared by the routes with the same settings.
+    pub(crate) transport: Arc<crate::gateway::tls::Transport>,
+}
+
+impl Upstream {
+    /// A plain HTTP/1.1 upstream at `authority`, its `Host` the authority itself.
+    #[cfg(test)]
+    pub(crate) fn plain(authority: Authority) -> Upstream {
+        Upstream {
+            host: http::HeaderValue::from_str(authority.as_str())
+                .expect("an authority is a header value"),
+            authority,
+            base_path: String::new(),
+            transport: crate::gateway::tls::Transport::plain(),
+        }
+    }
+
+    /// The port connections go to: the URL's, else the scheme's.
+    pub(crate) fn port(&self) -> u16 {
+        let default = if self.transport.tls.is_some() { 443 } else { 80 };
+        self.authority.port_u16().unwrap_or(default)
+    }
 }
 
 /// `[[route]]`.

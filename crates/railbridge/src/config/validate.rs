@@ -1,6 +1,7 @@
 //! Raw file + environment → checked [`Config`]. Every error names the setting (file key or environment variable)
 //! and what is wrong with it; secret values are never echoed.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::{
     ServerConfig, SessionSettings, TokensConfig, Upstream,
 };
 use crate::gateway::headers::{is_identity_header, IDENTITY_HEADERS};
+use crate::gateway::tls::{Transport, TransportSettings};
 use crate::jwt::issuer::MAX_TTL;
 use crate::jwt::{KeySet, SigningKey};
 use base64::Engine as _;
@@ -230,39 +232,37 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
     Ok(ServerConfig {
         trusted_proxies,
         public_paths,
-        connect_timeout: duration(
-            "server.connect_timeout",
-            s.connect_timeout.as_ref(),
-            Duration::from_secs(2),
-        )?,
-        request_timeout: duration(
-            "server.request_timeout",
-            s.request_timeout.as_ref(),
-            Duration::from_secs(30),
-        )?,
-        idle_timeout: duration(
-            "server.idle_timeout",
-            s.idle_timeout.as_ref(),
-            Duration::from_secs(60),
-        )?,
-        pool_idle_timeout: duration(
-            "server.pool_idle_timeout",
+        connect_timeout: server_duration(env, "connect_timeout", s.connect_timeout.as_ref(), 2)?,
+        request_timeout: server_duration(env, "request_timeout", s.request_timeout.as_ref(), 30)?,
+        idle_timeout: server_duration(env, "idle_timeout", s.idle_timeout.as_ref(), 60)?,
+        pool_idle_timeout: server_duration(
+            env,
+            "pool_idle_timeout",
             s.pool_idle_timeout.as_ref(),
-            Duration::from_secs(60),
+            60,
         )?,
-        pool_max_idle_per_host: s.pool_max_idle_per_host.unwrap_or(256),
+        pool_max_idle_per_host: server_count(
+            env,
+            "pool_max_idle_per_host",
+            s.pool_max_idle_per_host,
+            0,
+        )?
+        .unwrap_or(256),
         header_timeout: {
-            let raw = env("RAILBRIDGE_HEADER_TIMEOUT")
-                .map(RawDuration::Text)
-                .or_else(|| s.header_timeout.clone());
-            let t = duration(
-                "server.header_timeout (RAILBRIDGE_HEADER_TIMEOUT)",
-                raw.as_ref(),
-                Duration::from_secs(10),
-            )?;
+            let t = server_duration(env, "header_timeout", s.header_timeout.as_ref(), 10)?;
             if t.is_zero() {
                 return Err(ConfigError::invalid(
                     "server.header_timeout (RAILBRIDGE_HEADER_TIMEOUT)",
+                    "must be above 0",
+                ));
+            }
+            t
+        },
+        body_timeout: {
+            let t = server_duration(env, "body_timeout", s.body_timeout.as_ref(), 10)?;
+            if t.is_zero() {
+                return Err(ConfigError::invalid(
+                    "server.body_timeout (RAILBRIDGE_BODY_TIMEOUT)",
                     "must be above 0",
                 ));
             }
@@ -288,34 +288,55 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
                 ))
             }
         },
-        max_connections: match env("RAILBRIDGE_MAX_CONNECTIONS") {
-            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError::invalid(
-                    "RAILBRIDGE_MAX_CONNECTIONS",
-                    format!("{v:?} is not a number above 0"),
-                )
-            })?,
-            None => match s.max_connections {
-                Some(0) => {
-                    return Err(ConfigError::invalid("server.max_connections", "must be above 0"))
-                }
-                Some(n) => n,
-                None => 10_000,
-            },
-        },
-        drain_timeout: duration(
-            "server.drain_timeout",
-            s.drain_timeout.as_ref(),
-            Duration::from_secs(30),
-        )?,
-        workers: match s.workers {
-            Some(0) => {
-                return Err(ConfigError::invalid("server.workers", "must be at least 1"));
-            }
+        max_connections: server_count(env, "max_connections", s.max_connections, 1)?
+            .unwrap_or(10_000),
+        drain_timeout: server_duration(env, "drain_timeout", s.drain_timeout.as_ref(), 30)?,
+        workers: match server_count(env, "workers", s.workers, 1)? {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         },
     })
+}
+
+/// The environment variable of a `[server]` key: `RAILBRIDGE_` and the key in capitals.
+fn server_env(key: &str) -> String {
+    format!("RAILBRIDGE_{}", key.to_ascii_uppercase())
+}
+
+/// A `[server]` duration: the environment variable, else the file, else `default_secs`.
+fn server_duration(
+    env: Lookup<'_>,
+    key: &str,
+    file: Option<&RawDuration>,
+    default_secs: u64,
+) -> Result<Duration, ConfigError> {
+    let var = server_env(key);
+    let field = format!("server.{key} ({var})");
+    let raw = env(&var).map(RawDuration::Text);
+    duration(&field, raw.as_ref().or(file), Duration::from_secs(default_secs))
+}
+
+/// A `[server]` count of at least `min`: the environment variable, else the file (`None`: neither sets it).
+fn server_count(
+    env: Lookup<'_>,
+    key: &str,
+    file: Option<usize>,
+    min: usize,
+) -> Result<Option<usize>, ConfigError> {
+    let var = server_env(key);
+    let n = match env(&var) {
+        Some(v) => Some(v.trim().parse::<usize>().map_err(|_| {
+            ConfigError::invalid(format!("server.{key} ({var})"), format!("{v:?} is not a number"))
+        })?),
+        None => file,
+    };
+    match n {
+        Some(n) if n < min => Err(ConfigError::invalid(
+            format!("server.{key} ({var})"),
+            format!("must be at least {min}"),
+        )),
+        n => Ok(n),
+    }
 }
 
 fn check_prefix(field: &str, p: &str) -> Result<(), ConfigError> {
@@ -341,7 +362,12 @@ fn routes(
         return Ok(vec![Route {
             name: "default".into(),
             prefix: "/".into(),
-            upstream: upstream("RAILBRIDGE_UPSTREAM", &url)?,
+            upstream: upstream(
+                "RAILBRIDGE_UPSTREAM",
+                &url,
+                TransportSettings::default(),
+                &mut Transports::new(),
+            )?,
             policy: Policy::SignedIn,
             rewrite: None,
             forward_session_cookie: forward,
@@ -354,6 +380,7 @@ fn routes(
         }]);
     }
     let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
+    let mut transports = Transports::new();
     for (i, r) in raw.iter().enumerate() {
         let at = |key: &str| format!("route[{i}].{key}");
         check_prefix(&at("prefix"), &r.prefix)?;
@@ -411,7 +438,18 @@ fn routes(
         routes.push(Route {
             name,
             prefix,
-            upstream: upstream(&at("upstream"), &r.upstream)?,
+            upstream: upstream(
+                &at("upstream"),
+                &r.upstream,
+                TransportSettings {
+                    https: false,
+                    http2: r.http2.unwrap_or(false),
+                    ca_file: r.ca_file.clone(),
+                    client_cert: r.client_cert.clone(),
+                    client_key: r.client_key.clone(),
+                },
+                &mut transports,
+            )?,
             policy,
             rewrite: r.rewrite.clone(),
             forward_session_cookie: r.forward_session_cookie.unwrap_or(false),
@@ -449,18 +487,30 @@ fn valid_scope(scope: &str) -> bool {
     !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn upstream(field: &str, url: &str) -> Result<Upstream, ConfigError> {
+/// The transports built so far, by their settings: routes with the same settings share one, and so share pooled
+/// connections; routes with other settings never do.
+type Transports = HashMap<TransportSettings, Arc<Transport>>;
+
+fn upstream(
+    field: &str,
+    url: &str,
+    mut settings: TransportSettings,
+    transports: &mut Transports,
+) -> Result<Upstream, ConfigError> {
     let uri: Uri = url
         .trim()
         .parse()
         .map_err(|_| ConfigError::invalid(field, format!("{url:?} is not a URL")))?;
-    let scheme = uri.scheme().cloned();
-    if scheme != Some(Scheme::HTTP) {
-        return Err(ConfigError::invalid(
-            field,
-            format!("{url:?}: only http:// upstreams are supported (terminate TLS in front of internal services, or use a sidecar)"),
-        ));
-    }
+    settings.https = match uri.scheme() {
+        Some(s) if *s == Scheme::HTTP => false,
+        Some(s) if *s == Scheme::HTTPS => true,
+        _ => {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{url:?}: an upstream URL is http:// or https://"),
+            ))
+        }
+    };
     let authority = uri
         .authority()
         .cloned()
@@ -474,15 +524,37 @@ fn upstream(field: &str, url: &str) -> Result<Upstream, ConfigError> {
             format!("{url:?}: an upstream URL cannot have a query"),
         ));
     }
-    // The `Host` an upstream gets (unless the route preserves the client's): its name, and the port unless 80.
+    // The `Host` an upstream gets (unless the route preserves the client's): its name, and the port unless it is
+    // the scheme's.
+    let default_port = if settings.https { 443 } else { 80 };
     let host = match authority.port_u16() {
-        Some(port) if port != 80 => authority.as_str().to_owned(),
+        Some(port) if port != default_port => authority.as_str().to_owned(),
         _ => authority.host().to_owned(),
     };
     let host = http::HeaderValue::try_from(host).map_err(|_| {
         ConfigError::invalid(field, format!("{url:?}: the host is not a valid Host header"))
     })?;
-    Ok(Upstream { authority, host, base_path: uri.path().trim_end_matches('/').to_owned() })
+    if settings.https {
+        // The name the certificate must carry, sent as SNI (an IP address is verified as one, without SNI).
+        let name = authority.host().trim_start_matches('[').trim_end_matches(']');
+        rustls_pki_types::ServerName::try_from(name).map_err(|_| {
+            ConfigError::invalid(field, format!("{url:?}: {name:?} is not a TLS server name"))
+        })?;
+    }
+    let transport = match transports.get(&settings) {
+        Some(t) => t.clone(),
+        None => {
+            let t = settings.build().map_err(|e| ConfigError::invalid(field, e))?;
+            transports.insert(settings, t.clone());
+            t
+        }
+    };
+    Ok(Upstream {
+        authority,
+        host,
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+        transport,
+    })
 }
 
 fn parse_bool(field: &str, v: &str) -> Result<bool, ConfigError> {
@@ -1001,6 +1073,61 @@ mod tests {
     }
 
     #[test]
+    fn every_server_key_has_its_environment_variable() {
+        let toml = "[server]\nconnect_timeout = 1\nrequest_timeout = 1\nidle_timeout = 1\npool_idle_timeout = 1\npool_max_idle_per_host = 1\ndrain_timeout = 1\nworkers = 1\nmax_connections = 1\nheader_timeout = 1\nbody_timeout = 1\n";
+        let vars = [
+            ("RAILBRIDGE_CONNECT_TIMEOUT", "3s"),
+            ("RAILBRIDGE_REQUEST_TIMEOUT", "4s"),
+            ("RAILBRIDGE_IDLE_TIMEOUT", "5s"),
+            ("RAILBRIDGE_POOL_IDLE_TIMEOUT", "6s"),
+            ("RAILBRIDGE_POOL_MAX_IDLE_PER_HOST", "7"),
+            ("RAILBRIDGE_DRAIN_TIMEOUT", "8s"),
+            ("RAILBRIDGE_WORKERS", "9"),
+            ("RAILBRIDGE_MAX_CONNECTIONS", "10"),
+            ("RAILBRIDGE_HEADER_TIMEOUT", "11s"),
+            ("RAILBRIDGE_BODY_TIMEOUT", "12s"),
+        ];
+        let s = Config::from_toml(toml, "t", env(&vars)).unwrap().server;
+        let secs = |d: Duration| d.as_secs();
+        assert_eq!(
+            [
+                secs(s.connect_timeout),
+                secs(s.request_timeout),
+                secs(s.idle_timeout),
+                secs(s.pool_idle_timeout),
+                s.pool_max_idle_per_host as u64,
+                secs(s.drain_timeout),
+                s.workers as u64,
+                s.max_connections as u64,
+                secs(s.header_timeout),
+                secs(s.body_timeout),
+            ],
+            [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        );
+        assert_eq!(
+            err("", &[("RAILBRIDGE_IDLE_TIMEOUT", "soon")]),
+            "server.idle_timeout (RAILBRIDGE_IDLE_TIMEOUT): \"soon\" is not a duration such as 250ms, 5s, 2m or 1h"
+        );
+        assert_eq!(
+            err("", &[("RAILBRIDGE_WORKERS", "many")]),
+            "server.workers (RAILBRIDGE_WORKERS): \"many\" is not a number"
+        );
+    }
+
+    #[test]
+    fn routes_with_the_same_upstream_settings_share_one_transport() {
+        let toml = "[[route]]\nprefix = \"/a\"\nupstream = \"http://127.0.0.1:1\"\npolicy = \"public\"\n[[route]]\nprefix = \"/b\"\nupstream = \"http://127.0.0.1:2\"\npolicy = \"public\"\n[[route]]\nprefix = \"/c\"\nupstream = \"http://127.0.0.1:1\"\npolicy = \"public\"\nhttp2 = true\n[[route]]\nprefix = \"/d\"\nupstream = \"https://localhost\"\npolicy = \"public\"\n";
+        let c = Config::from_toml(toml, "t", env(&[])).unwrap();
+        let t: Vec<_> = c.routes.iter().map(|r| r.upstream.transport.clone()).collect();
+        assert!(Arc::ptr_eq(&t[0], &t[1]));
+        assert!(!Arc::ptr_eq(&t[0], &t[2]) && t[2].http2 && t[2].tls.is_none());
+        assert!(t[3].tls.is_some() && !t[3].http2);
+        assert_eq!(c.routes[3].upstream.port(), 443);
+        assert_eq!(c.routes[3].upstream.host, "localhost");
+        assert_eq!(c.routes[0].upstream.port(), 1);
+    }
+
+    #[test]
     fn env_overrides_the_file() {
         let toml = "[server]\nlisten = \"127.0.0.1:9000\"\n[rails]\nsession_key = \"_file\"\nrails_version = \"7.0\"\n";
         let c = Config::from_toml(
@@ -1085,11 +1212,26 @@ mod tests {
         assert!(err(&route("policy = \"admins\""), &[]).starts_with("route[0].policy: "));
         assert!(err("[[route]]\nprefix = \"api\"\nupstream = \"http://h\"", &[])
             .starts_with("route[0].prefix: "));
-        assert!(err("[[route]]\nprefix = \"/a\"\nupstream = \"https://h\"", &[])
-            .contains("only http:// upstreams"));
+        assert!(err("[[route]]\nprefix = \"/a\"\nupstream = \"ftp://h\"", &[])
+            .contains("an upstream URL is http:// or https://"));
+        assert!(err("[[route]]\nprefix = \"/a\"\nupstream = \"http://h\"\nca_file = \"/x\"", &[])
+            .contains("need an https:// upstream"));
+        assert!(err(
+            "[[route]]\nprefix = \"/a\"\nupstream = \"https://h\"\nca_file = \"/nonexistent.pem\"",
+            &[]
+        )
+        .starts_with("route[0].upstream: /nonexistent.pem: "));
+        assert!(err(
+            "[[route]]\nprefix = \"/a\"\nupstream = \"https://h\"\nclient_cert = \"/c.pem\"",
+            &[]
+        )
+        .contains("client_cert and client_key go together"));
         assert!(err(&format!("{}\n{}", route(""), route("")), &[]).starts_with("route[1].name: "));
         assert!(err(&route("timeout = \"5 parsecs\""), &[]).starts_with("route[0].timeout: "));
-        assert_eq!(err("[server]\nworkers = 0", &[]), "server.workers: must be at least 1");
+        assert_eq!(
+            err("[server]\nworkers = 0", &[]),
+            "server.workers (RAILBRIDGE_WORKERS): must be at least 1"
+        );
         assert!(err("[jwt]\nenabled = true", &[]).starts_with("jwt.enabled: "));
         assert!(err("[[jwt.key]]\nfile = \"/nonexistent.pem\"", &[])
             .starts_with("jwt.key[0].file: cannot read /nonexistent.pem"));

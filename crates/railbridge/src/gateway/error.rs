@@ -20,6 +20,10 @@ pub(crate) enum ProxyError {
     /// No connection to the upstream (refused, unreachable, connect timeout).
     #[error("upstream unreachable: {0}")]
     Connect(String),
+    /// The TLS handshake with an `https://` upstream failed: its certificate does not verify under the route's
+    /// roots, it refused the client certificate, or it did not agree to the protocol.
+    #[error("upstream TLS failed: {0}")]
+    Tls(String),
     /// The upstream did not send a response head in time.
     #[error("upstream timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -35,6 +39,9 @@ pub(crate) enum ProxyError {
     /// The gateway failed (should not happen).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The client paused longer than `body_timeout` while sending the request body.
+    #[error("request body stalled for {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// The request body is larger than the route's `max_body_size`.
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),
@@ -47,12 +54,14 @@ impl ProxyError {
     pub(crate) fn source_kind(&self) -> Source {
         match self {
             ProxyError::Connect(_)
+            | ProxyError::Tls(_)
             | ProxyError::Timeout(_)
             | ProxyError::Upstream(_)
             | ProxyError::Busy(_) => Source::Upstream,
-            ProxyError::BadRequest(_) | ProxyError::NoRoute | ProxyError::TooLarge(_) => {
-                Source::Downstream
-            }
+            ProxyError::BadRequest(_)
+            | ProxyError::NoRoute
+            | ProxyError::TooLarge(_)
+            | ProxyError::BodyTimeout(_) => Source::Downstream,
             ProxyError::Internal(_) => Source::Internal,
         }
     }
@@ -61,31 +70,36 @@ impl ProxyError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             ProxyError::Connect(_) => "connect",
+            ProxyError::Tls(_) => "tls",
             ProxyError::Timeout(_) => "timeout",
             ProxyError::Upstream(_) => "upstream",
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::NoRoute => "no_route",
             ProxyError::Internal(_) => "internal",
             ProxyError::TooLarge(_) => "too_large",
+            ProxyError::BodyTimeout(_) => "body_timeout",
             ProxyError::Busy(_) => "busy",
         }
     }
 
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect(_) | ProxyError::Tls(_) | ProxyError::Upstream(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     pub(crate) fn body_text(&self) -> &'static str {
         match self {
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => {
+            ProxyError::Connect(_) | ProxyError::Tls(_) | ProxyError::Upstream(_) => {
                 "502 Bad Gateway: the upstream service is unavailable\n"
             }
             ProxyError::Timeout(_) => {
@@ -95,6 +109,9 @@ impl ProxyError {
             ProxyError::NoRoute => "404 Not Found\n",
             ProxyError::Internal(_) => "500 Internal Server Error\n",
             ProxyError::TooLarge(_) => "413 Payload Too Large\n",
+            ProxyError::BodyTimeout(_) => {
+                "408 Request Timeout: the request body stopped arriving\n"
+            }
             ProxyError::Busy(_) => {
                 "503 Service Unavailable: the upstream service is at its connection limit\n"
             }
@@ -102,7 +119,13 @@ impl ProxyError {
     }
 
     pub(crate) fn into_response(self) -> Response<Body> {
-        text(self.status(), self.body_text())
+        let mut r = text(self.status(), self.body_text());
+        // The rest of the request body is still on the connection (or never coming): it cannot carry another
+        // request, so it closes after the answer instead of waiting for bytes nobody will read.
+        if matches!(self, ProxyError::TooLarge(_) | ProxyError::BodyTimeout(_)) {
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
     }
 }
 

@@ -6,11 +6,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
@@ -71,6 +72,8 @@ pub(crate) struct Forward<'a> {
     pub(crate) cookie_name: Option<&'a str>,
     /// Rails 8 authentication's signed cookie, removed with the session cookie.
     pub(crate) login_cookie_name: Option<&'a str>,
+    /// The longest a client may pause while sending a request body (`[server] body_timeout`).
+    pub(crate) body_timeout: Duration,
 }
 
 impl Forward<'_> {
@@ -89,25 +92,32 @@ impl Forward<'_> {
         let (mut parts, body) = req.into_parts();
         // The route's body limit: a declared length over it is refused before anything is sent; a streamed body is
         // cut off when it passes the limit, and the request answered 413.
-        let capped = match self.route.max_body_size {
-            Some(max) => {
-                let declared = parts
-                    .headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                if declared.is_some_and(|n| n > max) {
-                    return Err(ProxyError::TooLarge(max));
-                }
-                Some(Arc::new(AtomicBool::new(false)))
+        if let Some(max) = self.route.max_body_size {
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max) {
+                return Err(ProxyError::TooLarge(max));
             }
-            None => None,
+        }
+        let fault = Arc::new(AtomicU8::new(BODY_OK));
+        let body = if http_body::Body::is_end_stream(&body) {
+            body
+        } else {
+            Body::new(ClientBody {
+                inner: body,
+                remaining: self.route.max_body_size,
+                idle: self.body_timeout,
+                clock: None,
+                fault: fault.clone(),
+            })
         };
-        let body = match (&capped, self.route.max_body_size) {
-            (Some(over), Some(max)) => {
-                Body::new(CappedBody { inner: body, remaining: max, over: over.clone(), max })
-            }
-            _ => body,
+        let client_fault = |e: ProxyError| match fault.load(Ordering::Relaxed) {
+            BODY_TOO_LARGE => ProxyError::TooLarge(self.route.max_body_size.unwrap_or(0)),
+            BODY_STALLED => ProxyError::BodyTimeout(self.body_timeout),
+            _ => e,
         };
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers, upgrade);
@@ -139,17 +149,10 @@ impl Forward<'_> {
                 }
             }
         };
-        let sent = self.pool.send(&self.route.upstream.authority, request);
+        let sent = self.pool.send(&self.route.upstream, request, upgrade);
         let (mut response, checkin) = match tokio::time::timeout(self.route.timeout, sent).await {
-            Err(_) => return Err(ProxyError::Timeout(self.route.timeout)),
-            Ok(Err(e)) => {
-                return Err(match (&capped, self.route.max_body_size) {
-                    (Some(over), Some(max)) if over.load(Ordering::Relaxed) => {
-                        ProxyError::TooLarge(max)
-                    }
-                    _ => e,
-                })
-            }
+            Err(_) => return Err(client_fault(ProxyError::Timeout(self.route.timeout))),
+            Ok(Err(e)) => return Err(client_fault(e)),
             Ok(Ok(sent)) => sent,
         };
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
@@ -195,39 +198,72 @@ impl Forward<'_> {
     }
 }
 
-/// A request body cut off at the route's `max_body_size`: past it, an error (which ends the upstream request) and a
-/// flag that makes the answer a 413.
-struct CappedBody {
+const BODY_OK: u8 = 0;
+const BODY_TOO_LARGE: u8 = 1;
+const BODY_STALLED: u8 = 2;
+
+/// The client's request body on its way to the upstream, cut off (an error, which ends the upstream request) when
+/// it passes the route's `max_body_size` (answered 413) or when the client sends nothing for `body_timeout`
+/// (answered 408: nginx's `client_body_timeout`). `fault` tells the answer which it was.
+struct ClientBody {
     inner: Body,
-    remaining: u64,
-    max: u64,
-    over: Arc<AtomicBool>,
+    /// Bytes still allowed, with a `max_body_size`.
+    remaining: Option<u64>,
+    idle: Duration,
+    /// Armed while the client is silent; made on the first wait, then reset rather than allocated again.
+    clock: Option<(Pin<Box<tokio::time::Sleep>>, bool)>,
+    fault: Arc<AtomicU8>,
 }
 
-impl http_body::Body for CappedBody {
-    type Data = bytes::Bytes;
+impl ClientBody {
+    fn fail(
+        &self,
+        fault: u8,
+        message: String,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        self.fault.store(fault, Ordering::Relaxed);
+        Poll::Ready(Some(Err(axum::Error::new(message))))
+    }
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
     type Error = axum::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
-        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame {
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                let idle = this.idle;
+                let deadline = tokio::time::Instant::now() + idle;
+                let (sleep, armed) = this
+                    .clock
+                    .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), true));
+                if !*armed {
+                    sleep.as_mut().reset(deadline);
+                    *armed = true;
+                }
+                ready!(sleep.as_mut().poll(cx));
+                return this.fail(BODY_STALLED, format!("no request body for {idle:?}"));
+            }
+        };
+        if let Some((_, armed)) = &mut this.clock {
+            *armed = false;
+        }
+        if let (Some(Ok(frame)), Some(remaining)) = (&frame, &mut this.remaining) {
             if let Some(data) = frame.data_ref() {
                 let n = u64::try_from(data.len()).unwrap_or(u64::MAX);
-                if n > this.remaining {
-                    this.over.store(true, Ordering::Relaxed);
-                    let max = this.max;
-                    return std::task::Poll::Ready(Some(Err(axum::Error::new(format!(
-                        "request body over {max} bytes"
-                    )))));
+                if n > *remaining {
+                    return this.fail(BODY_TOO_LARGE, "request body over the route's limit".into());
                 }
-                this.remaining -= n;
+                *remaining -= n;
             }
         }
-        std::task::Poll::Ready(frame)
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -79,6 +79,20 @@ struct Shared {
     draining: AtomicBool,
     /// One permit per client connection being served (`[server] max_connections`; fixed at start).
     connections: Arc<tokio::sync::Semaphore>,
+    /// Client connections being served (the semaphore cannot say: the acceptor holds a permit while it waits).
+    open_connections: std::sync::atomic::AtomicUsize,
+    /// The event loops serving this gateway (its workers'), for [`Gateway::stats`].
+    runtimes: std::sync::Mutex<Vec<tokio::runtime::Handle>>,
+}
+
+/// What a running gateway holds, from [`Gateway::stats`] (and as gauges in `/_railbridge/metrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Client connections being served.
+    pub client_connections: usize,
+    /// Tasks alive on the gateway's event loops: one per client connection, per upstream connection, per
+    /// WebSocket tunnel, plus a few per worker. A count that only grows is a leak.
+    pub tasks: usize,
 }
 
 /// Everything derived from one [`Config`].
@@ -147,6 +161,7 @@ impl State {
                     authority: http::uri::Authority::from_static("localhost"),
                     host: HeaderValue::from_static("localhost"),
                     base_path: String::new(),
+                    transport: tls::Transport::plain(),
                 },
                 policy: Policy::SignedIn,
                 rewrite: None,
@@ -258,6 +273,10 @@ fn metrics_handle() -> PrometheusHandle {
             );
             metrics::describe_counter!("railbridge_auth_total", "Identity decisions, by route and outcome.");
             metrics::describe_counter!("railbridge_upstream_errors_total", "Upstream failures, by route and kind.");
+            metrics::describe_gauge!("railbridge_client_connections", "Client connections being served.");
+            metrics::describe_gauge!("railbridge_tasks", "Tasks alive on the gateway's event loops.");
+            metrics::describe_gauge!("process_resident_memory_bytes", "Resident memory of the process.");
+            metrics::describe_gauge!("process_open_fds", "Open file descriptors of the process.");
             metrics::describe_counter!(
                 "railbridge_forged_identity_headers_total",
                 "X-Railbridge-* headers sent by clients (stripped)."
@@ -278,7 +297,36 @@ impl Gateway {
                 metrics: metrics_handle(),
                 draining: AtomicBool::new(false),
                 connections: Arc::new(tokio::sync::Semaphore::new(permits)),
+                open_connections: std::sync::atomic::AtomicUsize::new(0),
+                runtimes: std::sync::Mutex::new(Vec::new()),
             }),
+        }
+    }
+
+    /// Connections and tasks now.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let runtimes =
+            self.shared.runtimes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Stats {
+            client_connections: self.shared.open_connections.load(Ordering::Relaxed),
+            tasks: runtimes.iter().map(|h| h.metrics().num_alive_tasks()).sum(),
+        }
+    }
+
+    /// Counts a client connection as open until the guard is dropped.
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.shared.clone())
+    }
+
+    /// Counts the current event loop as one of this gateway's (a worker starting).
+    pub(crate) fn register_runtime(&self) {
+        let mut runtimes =
+            self.shared.runtimes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let handle = tokio::runtime::Handle::current();
+        if !runtimes.iter().any(|h| h.id() == handle.id()) {
+            runtimes.push(handle);
         }
     }
 
@@ -374,6 +422,7 @@ impl Gateway {
                 if !allowed {
                     return ProxyError::NoRoute.into_response();
                 }
+                self.record_gauges();
                 let mut r = Response::new(Body::from(self.shared.metrics.render()));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -396,7 +445,38 @@ impl Gateway {
         }
     }
 
+    /// Gauges read when `/metrics` is scraped: connections, tasks, and the process's memory and descriptors.
+    fn record_gauges(&self) {
+        let stats = self.stats();
+        metrics::gauge!("railbridge_client_connections").set(stats.client_connections as f64);
+        metrics::gauge!("railbridge_tasks").set(stats.tasks as f64);
+        if let Some(rss) = resident_memory() {
+            metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            metrics::gauge!("process_open_fds").set(fds.count() as f64);
+        }
+    }
+
     fn set_draining(&self) {
         self.shared.draining.store(true, Ordering::Relaxed);
     }
+}
+
+/// A client connection being served, counted in [`Stats::client_connections`] until dropped.
+pub(crate) struct OpenConnection(Arc<Shared>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The process's resident memory in bytes (Linux: `VmRSS` of `/proc/self/status`, in kB).
+fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 =
+        line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
 }

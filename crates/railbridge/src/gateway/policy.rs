@@ -173,6 +173,7 @@ async fn send(
         trusted: state.trusted(peer),
         cookie_name: state.cookie_name(),
         login_cookie_name: state.login_cookie_name(),
+        body_timeout: state.config.server.body_timeout,
     };
     match forward.send(req, identity).await {
         Ok(r) => r,

@@ -12,6 +12,10 @@
 //! are kept per upstream. A connection the upstream closed while idle is noticed before use and dropped; one not
 //! ready yet is left for later rather than waited for; a request the dispatcher gives back unsent (the connection
 //! closed just then) is sent on a new connection.
+//!
+//! Connections are keyed by the upstream's address *and* its route's [`Transport`] (TLS roots, client certificate,
+//! protocol), so a connection verified under one route's TLS settings is never handed to a route with others. An
+//! HTTP/2 upstream gets one multiplexed connection per worker, shared by its requests, instead of an idle stack.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -22,10 +26,13 @@ use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::error::ProxyError;
+use super::tls::Transport;
 use super::Body;
+use crate::config::Upstream;
 
 /// Settings of a pool (from `[server]`).
 #[derive(Clone, Copy, Debug)]
@@ -45,12 +52,40 @@ struct Shared {
     settings: PoolSettings,
     /// Idle connections by upstream (a handful of upstreams: a list beats hashing the name).
     idle: Mutex<Vec<HostIdle>>,
+    /// The HTTP/2 connection of each HTTP/2 upstream, shared by all its requests.
+    multiplexed: Mutex<Vec<Multiplexed>>,
     /// Sweeper ticks so far; an idle connection remembers the tick it was checked in at.
     tick: AtomicU64,
 }
 
-struct HostIdle {
+/// What a pooled connection may serve: the upstream's address and the transport it was made with (compared by
+/// identity; holding the `Arc` keeps its address from being reused by another transport).
+#[derive(Clone)]
+struct Key {
     authority: Authority,
+    transport: Arc<Transport>,
+}
+
+impl Key {
+    fn of(upstream: &Upstream) -> Key {
+        Key { authority: upstream.authority.clone(), transport: upstream.transport.clone() }
+    }
+
+    fn is(&self, upstream: &Upstream) -> bool {
+        self.authority == upstream.authority && Arc::ptr_eq(&self.transport, &upstream.transport)
+    }
+}
+
+/// An HTTP/2 connection, with the tick of its last request: unused for [`IDLE_TICKS`], it is let go (it closes
+/// once its last stream ends), as are the connections of a configuration that was replaced.
+struct Multiplexed {
+    key: Key,
+    sender: http2::SendRequest<Body>,
+    tick: u64,
+}
+
+struct HostIdle {
+    key: Key,
     /// Most recently used last: the warmest connection is taken first, the coldest are the ones that time out.
     connections: Vec<Idle>,
 }
@@ -76,8 +111,12 @@ impl UpstreamPool {
     /// A pool whose idle connections are swept by a task on the current Tokio runtime (the worker's), which ends
     /// when the pool is dropped.
     pub(crate) fn new(settings: PoolSettings) -> UpstreamPool {
-        let shared =
-            Arc::new(Shared { settings, idle: Mutex::new(Vec::new()), tick: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            settings,
+            idle: Mutex::new(Vec::new()),
+            multiplexed: Mutex::new(Vec::new()),
+            tick: AtomicU64::new(0),
+        });
         let weak = Arc::downgrade(&shared);
         let period = (settings.idle_timeout / 2).max(Duration::from_millis(50));
         tokio::spawn(sweep(weak, period));
@@ -86,9 +125,22 @@ impl UpstreamPool {
 
     /// Sends `req` (origin-form URI, `Host` set) to `upstream` on an idle connection, or on a new one. The
     /// response's [`Checkin`] must travel with its body: it returns the connection when the body has ended.
+    /// `upgrade` (a WebSocket handshake) always takes an HTTP/1.1 connection.
     pub(crate) async fn send(
         &self,
-        upstream: &Authority,
+        upstream: &Upstream,
+        req: Request<Body>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Checkin), ProxyError> {
+        if upstream.transport.http2 && !upgrade {
+            return self.send_multiplexed(upstream, req).await;
+        }
+        self.send_http1(upstream, req).await
+    }
+
+    async fn send_http1(
+        &self,
+        upstream: &Upstream,
         mut req: Request<Body>,
     ) -> Result<(Response<Incoming>, Checkin), ProxyError> {
         // Connections not ready yet (still sending the body of a request the upstream already answered) are not
@@ -116,36 +168,83 @@ impl UpstreamPool {
                 },
             }
         }
-        let mut sender = self.connect(upstream).await?;
+        let mut sender = self.connect_http1(upstream).await?;
         sender.ready().await.map_err(|e| ProxyError::Connect(chain(&e)))?;
         let response = sender.send_request(req).await.map_err(|e| upstream_error(&e))?;
         Ok(self.checkin(upstream, response, sender))
     }
 
+    /// HTTP/2: the worker's connection to the upstream (a new one when there is none or it has closed), the URI
+    /// made absolute as HTTP/2 carries scheme and authority as pseudo-headers, and `Host` moved into `:authority`.
+    async fn send_multiplexed(
+        &self,
+        upstream: &Upstream,
+        req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Checkin), ProxyError> {
+        let (mut parts, body) = req.into_parts();
+        let scheme = if upstream.transport.tls.is_some() { "https" } else { "http" };
+        let authority = parts
+            .headers
+            .remove(http::header::HOST)
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| upstream.authority.clone());
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .map_err(|e| ProxyError::Internal(e.to_string()))?;
+        parts.version = http::Version::HTTP_2;
+        let req = Request::from_parts(parts, body);
+        let tick = self.shared.tick.load(Ordering::Relaxed);
+        let existing = {
+            let mut shared = self.shared.multiplexed.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.iter_mut().find(|m| m.key.is(upstream) && !m.sender.is_closed()).map(|m| {
+                m.tick = tick;
+                m.sender.clone()
+            })
+        };
+        let mut sender = match existing {
+            Some(sender) => sender,
+            None => {
+                let sender = self.connect_http2(upstream).await?;
+                let mut shared =
+                    self.shared.multiplexed.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.retain(|m| !m.key.is(upstream));
+                shared.push(Multiplexed { key: Key::of(upstream), sender: sender.clone(), tick });
+                sender
+            }
+        };
+        sender.ready().await.map_err(|e| upstream_error(&e))?;
+        let response = sender.send_request(req).await.map_err(|e| upstream_error(&e))?;
+        Ok((response, Checkin { slot: None }))
+    }
+
     fn checkin(
         &self,
-        upstream: &Authority,
+        upstream: &Upstream,
         response: Response<Incoming>,
         sender: SendRequest<Body>,
     ) -> (Response<Incoming>, Checkin) {
         // A connection switched to another protocol (WebSocket) is no longer HTTP: never pooled.
         let reusable = response.status() != http::StatusCode::SWITCHING_PROTOCOLS;
         let checkin =
-            Checkin { slot: reusable.then(|| (sender, self.shared.clone(), upstream.clone())) };
+            Checkin { slot: reusable.then(|| (sender, self.shared.clone(), Key::of(upstream))) };
         (response, checkin)
     }
 
     /// Returns connections that were not ready to the bottom of the idle stack, so that the next requests try the
     /// ready ones first.
-    fn put_back(&self, upstream: &Authority, senders: Vec<SendRequest<Body>>) {
+    fn put_back(&self, upstream: &Upstream, senders: Vec<SendRequest<Body>>) {
         if !senders.is_empty() {
-            self.shared.keep(upstream, senders, End::Cold);
+            self.shared.keep(&Key::of(upstream), senders, End::Cold);
         }
     }
 
-    fn take_idle(&self, upstream: &Authority) -> Option<SendRequest<Body>> {
+    fn take_idle(&self, upstream: &Upstream) -> Option<SendRequest<Body>> {
         let mut idle = self.shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let host = idle.iter_mut().find(|h| h.authority == *upstream)?;
+        let host = idle.iter_mut().find(|h| h.key.is(upstream))?;
         while let Some(conn) = host.connections.pop() {
             if !conn.sender.is_closed() {
                 return Some(conn.sender);
@@ -154,32 +253,106 @@ impl UpstreamPool {
         None
     }
 
-    async fn connect(&self, upstream: &Authority) -> Result<SendRequest<Body>, ProxyError> {
-        let host = upstream.host().trim_start_matches('[').trim_end_matches(']');
-        let port = upstream.port_u16().unwrap_or(80);
-        let timeout = self.shared.settings.connect_timeout;
-        let stream = match tokio::time::timeout(timeout, tcp_connect(host, port)).await {
-            Err(_) => {
-                return Err(ProxyError::Connect(format!(
-                    "connect to {upstream} timed out after {timeout:?}"
-                )))
-            }
-            Ok(Err(e)) => return Err(ProxyError::Connect(format!("connect to {upstream}: {e}"))),
-            Ok(Ok(stream)) => stream,
-        };
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ProxyError::Connect(chain(&e)))?;
-        let authority = upstream.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(upstream = %authority, error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+    /// A new HTTP/1.1 connection, its dispatcher running on the worker.
+    async fn connect_http1(&self, upstream: &Upstream) -> Result<SendRequest<Body>, ProxyError> {
+        let name = upstream.authority.to_string();
+        match self.open(upstream, false).await? {
+            Stream::Plain(io) => handshake_http1(io, name).await,
+            Stream::Tls(io) => handshake_http1(io, name).await,
+        }
     }
+
+    /// A new HTTP/2 connection (over TLS, only if the upstream agreed to `h2`).
+    async fn connect_http2(
+        &self,
+        upstream: &Upstream,
+    ) -> Result<http2::SendRequest<Body>, ProxyError> {
+        let name = upstream.authority.to_string();
+        match self.open(upstream, true).await? {
+            Stream::Plain(io) => handshake_http2(io, name).await,
+            Stream::Tls(io) => {
+                if io.get_ref().1.alpn_protocol() != Some(b"h2") {
+                    return Err(ProxyError::Tls(format!(
+                        "{name} did not agree to HTTP/2 (ALPN h2); set http2 = false on the route"
+                    )));
+                }
+                handshake_http2(io, name).await
+            }
+        }
+    }
+
+    /// TCP, then TLS for an `https://` upstream, within `connect_timeout` together.
+    async fn open(&self, upstream: &Upstream, http2: bool) -> Result<Stream, ProxyError> {
+        let name = &upstream.authority;
+        let timeout = self.shared.settings.connect_timeout;
+        let open = async {
+            let host = name.host().trim_start_matches('[').trim_end_matches(']');
+            let stream = tcp_connect(host, upstream.port())
+                .await
+                .map_err(|e| ProxyError::Connect(format!("connect to {name}: {e}")))?;
+            let _ = stream.set_nodelay(true);
+            let Some(tls) = &upstream.transport.tls else { return Ok(Stream::Plain(stream)) };
+            let connector = match (&tls.http2, http2) {
+                (Some(h2), true) => h2,
+                _ => &tls.http1,
+            };
+            // Checked when the configuration was loaded.
+            let server_name = rustls_pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| ProxyError::Tls(format!("{name}: {e}")))?;
+            let stream = connector
+                .connect(server_name, stream)
+                .await
+                .map_err(|e| ProxyError::Tls(format!("TLS with {name}: {e}")))?;
+            Ok(Stream::Tls(Box::new(stream)))
+        };
+        match tokio::time::timeout(timeout, open).await {
+            Err(_) => {
+                Err(ProxyError::Connect(format!("connect to {name} timed out after {timeout:?}")))
+            }
+            Ok(opened) => opened,
+        }
+    }
+}
+
+/// A connection to an upstream, before HTTP.
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+async fn handshake_http1<I>(io: I, upstream: String) -> Result<SendRequest<Body>, ProxyError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ProxyError::Connect(chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(upstream, error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+async fn handshake_http2<I>(io: I, upstream: String) -> Result<http2::SendRequest<Body>, ProxyError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ProxyError::Connect(chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(upstream, error = %e, "upstream HTTP/2 connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 /// The first address of `host` that accepts a connection.
@@ -208,13 +381,16 @@ async fn sweep(pool: Weak<Shared>, period: Duration) {
             host.connections.retain(|c| now - c.tick < IDLE_TICKS && !c.sender.is_closed());
         }
         idle.retain(|h| !h.connections.is_empty());
+        drop(idle);
+        let mut multiplexed = shared.multiplexed.lock().unwrap_or_else(PoisonError::into_inner);
+        multiplexed.retain(|m| now - m.tick < IDLE_TICKS && !m.sender.is_closed());
     }
 }
 
 /// Returns a connection to its pool once the response body on it has ended; dropped before that (a client that
 /// went away mid-body), the connection is closed instead, as its remaining bytes would be in the way.
 pub(crate) struct Checkin {
-    slot: Option<(SendRequest<Body>, Arc<Shared>, Authority)>,
+    slot: Option<(SendRequest<Body>, Arc<Shared>, Key)>,
 }
 
 impl std::fmt::Debug for Checkin {
@@ -226,8 +402,8 @@ impl std::fmt::Debug for Checkin {
 impl Checkin {
     /// The response body ended: the connection can carry the next request.
     pub(crate) fn done(&mut self) {
-        if let Some((sender, shared, authority)) = self.slot.take() {
-            shared.keep(&authority, [sender], End::Warm);
+        if let Some((sender, shared, key)) = self.slot.take() {
+            shared.keep(&key, [sender], End::Warm);
         }
     }
 }
@@ -242,19 +418,16 @@ enum End {
 }
 
 impl Shared {
-    /// Keeps `senders` as idle connections to `authority`, up to `max_idle_per_host` (the rest are closed).
-    fn keep(
-        &self,
-        authority: &Authority,
-        senders: impl IntoIterator<Item = SendRequest<Body>>,
-        end: End,
-    ) {
+    /// Keeps `senders` as idle connections under `key`, up to `max_idle_per_host` (the rest are closed).
+    fn keep(&self, key: &Key, senders: impl IntoIterator<Item = SendRequest<Body>>, end: End) {
         let tick = self.tick.load(Ordering::Relaxed);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let host = match idle.iter().position(|h| h.authority == *authority) {
+        let host = match idle.iter().position(|h| {
+            h.key.authority == key.authority && Arc::ptr_eq(&h.key.transport, &key.transport)
+        }) {
             Some(i) => &mut idle[i],
             None => {
-                idle.push(HostIdle { authority: authority.clone(), connections: Vec::new() });
+                idle.push(HostIdle { key: key.clone(), connections: Vec::new() });
                 let last = idle.len() - 1;
                 &mut idle[last]
             }
@@ -312,7 +485,7 @@ mod tests {
     }
 
     /// An HTTP/1.1 upstream answering `body` (with `Connection: close` when `close`), counting its connections.
-    async fn upstream(body: &'static str, close: bool) -> (Authority, Arc<Counts>) {
+    async fn upstream(body: &'static str, close: bool) -> (Upstream, Arc<Counts>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         let counts = Arc::new(Counts::default());
@@ -339,7 +512,7 @@ mod tests {
                 });
             }
         });
-        (authority, counts)
+        (Upstream::plain(authority), counts)
     }
 
     fn pool(idle_timeout: Duration, max_idle_per_host: usize) -> UpstreamPool {
@@ -350,9 +523,9 @@ mod tests {
         })
     }
 
-    fn request(upstream: &Authority) -> Request<Body> {
+    fn request(upstream: &Upstream) -> Request<Body> {
         Request::get("/x")
-            .header(http::header::HOST, upstream.as_str())
+            .header(http::header::HOST, upstream.authority.as_str())
             .body(Body::empty())
             .unwrap()
     }
@@ -365,8 +538,8 @@ mod tests {
     }
 
     /// One GET read to its end.
-    async fn get(pool: &UpstreamPool, up: &Authority) -> Bytes {
-        let (response, checkin) = pool.send(up, request(up)).await.unwrap();
+    async fn get(pool: &UpstreamPool, up: &Upstream) -> Bytes {
+        let (response, checkin) = pool.send(up, request(up), false).await.unwrap();
         read(response, checkin).await
     }
 
@@ -389,7 +562,7 @@ mod tests {
     async fn a_body_left_unread_closes_its_connection() {
         let (up, counts) = upstream("a body nobody reads", false).await;
         let pool = pool(Duration::from_secs(60), 8);
-        let (response, checkin) = pool.send(&up, request(&up)).await.unwrap();
+        let (response, checkin) = pool.send(&up, request(&up), false).await.unwrap();
         drop((response, checkin));
         assert_eq!(get(&pool, &up).await, "a body nobody reads");
         settle().await;
@@ -426,7 +599,7 @@ mod tests {
         let (up, counts) = upstream("ok", false).await;
         let pool = pool(Duration::from_secs(60), 1);
         let (first, second) =
-            tokio::join!(pool.send(&up, request(&up)), pool.send(&up, request(&up)));
+            tokio::join!(pool.send(&up, request(&up), false), pool.send(&up, request(&up), false));
         let ((r1, c1), (r2, c2)) = (first.unwrap(), second.unwrap());
         read(r1, c1).await;
         read(r2, c2).await;
@@ -437,10 +610,10 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_upstream_is_a_connect_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let up: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let up = Upstream::plain(listener.local_addr().unwrap().to_string().parse().unwrap());
         drop(listener);
         let pool = pool(Duration::from_secs(60), 8);
-        let e = pool.send(&up, request(&up)).await.unwrap_err();
+        let e = pool.send(&up, request(&up), false).await.unwrap_err();
         assert!(
             matches!(e, ProxyError::Connect(ref d) if d.contains("connect to 127.0.0.1:")),
             "{e}"
@@ -465,11 +638,7 @@ mod tests {
         let route = crate::config::Route {
             name: "r".into(),
             prefix: "/".into(),
-            upstream: crate::config::Upstream {
-                authority: up.clone(),
-                host: http::HeaderValue::from_str(up.as_str()).unwrap(),
-                base_path: String::new(),
-            },
+            upstream: up.clone(),
             policy: crate::config::Policy::Public,
             rewrite: None,
             forward_session_cookie: false,
@@ -489,6 +658,7 @@ mod tests {
             trusted: false,
             cookie_name: None,
             login_cookie_name: None,
+            body_timeout: Duration::from_secs(10),
         };
         for _ in 0..3 {
             let response = forward.send(request(&up), &[]).await.unwrap();
@@ -506,15 +676,16 @@ mod tests {
         let endless =
             Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
         let first = Request::post("/upload")
-            .header(http::header::HOST, up.as_str())
+            .header(http::header::HOST, up.authority.as_str())
             .header(http::header::TRANSFER_ENCODING, "chunked")
             .body(endless)
             .unwrap();
-        let (response, checkin) = pool.send(&up, first).await.unwrap();
+        let (response, checkin) = pool.send(&up, first, false).await.unwrap();
         assert_eq!(read(response, checkin).await, "answered early");
-        let second = tokio::time::timeout(Duration::from_secs(2), pool.send(&up, request(&up)))
-            .await
-            .expect("the second request must not wait for the first one's body");
+        let second =
+            tokio::time::timeout(Duration::from_secs(2), pool.send(&up, request(&up), false))
+                .await
+                .expect("the second request must not wait for the first one's body");
         let (response, checkin) = second.unwrap();
         assert_eq!(read(response, checkin).await, "answered early");
         assert_eq!(counts.get().0, 2);

@@ -130,6 +130,7 @@ mod tests {
                 authority: u.authority().unwrap().clone(),
                 host: http::HeaderValue::from_str(u.host().unwrap()).unwrap(),
                 base_path: u.path().trim_end_matches('/').into(),
+                transport: crate::gateway::tls::Transport::plain(),
             },
             policy: Policy::SignedIn,
             rewrite: rewrite.map(String::from),

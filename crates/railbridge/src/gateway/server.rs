@@ -50,6 +50,7 @@ pub async fn serve(
     };
     let workers = gateway.config().server.workers;
     let result = if workers <= 1 {
+        gateway.register_runtime();
         let permits = gateway.shared.connections.clone();
         serve_on(gateway, Connections::Listener(listener, permits), shutdown).await
     } else {
@@ -73,6 +74,7 @@ async fn serve_on_workers(
         let spawned = std::thread::Builder::new().name(format!("railbridge-worker-{i}")).spawn(
             move || -> std::io::Result<()> {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async { gateway.register_runtime() });
                 runtime.block_on(serve_on(
                     gateway,
                     Connections::Handoff(connections),
@@ -272,7 +274,9 @@ async fn serve_on(
                 // The TLS settings of the configuration in force when the connection arrived (SIGHUP renews them).
                 let tls = gateway.shared.state.load().config.server.tls.clone();
                 let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let open = gateway.connection_opened();
                 tokio::spawn(async move {
+                    let _open = open;
                     let ended = match tls {
                         None => {
                             let client = Peer::new(peer);

@@ -2,6 +2,8 @@
 //! cookies made by the codec (the live tests in `gateway_live.rs` use cookies from the real Rails + Devise app).
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+#[path = "gateway_backends.rs"]
+mod backends;
 #[path = "gateway_bin.rs"]
 mod bin;
 #[path = "gateway_faults.rs"]

@@ -49,6 +49,12 @@ impl Redis {
         self.server.port()
     }
 
+    /// The server process, to freeze and thaw it.
+    #[must_use]
+    pub fn component(&self) -> &Component {
+        &self.server
+    }
+
     /// Sends one command (its words, as `redis-cli` would) and returns the raw RESP reply — for tests that look at
     /// what a store wrote.
     pub fn command(&self, words: &[&[u8]]) -> Vec<u8> {

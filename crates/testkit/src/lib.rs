@@ -264,7 +264,33 @@ impl Component {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Stops its whole process group (SIGSTOP): a server that hangs with its connections open, as one stuck on a
+    /// disk or swapped out would — its clients wait rather than being refused. [`Component::thaw`] resumes it.
+    pub fn freeze(&self) {
+        self.signal_group(Signal::SIGSTOP);
+    }
+
+    /// Resumes a frozen component (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal_group(Signal::SIGCONT);
+    }
+
+    /// Signals the process group and every descendant: servers such as PostgreSQL put each backend in a session of
+    /// its own, out of the group.
+    fn signal_group(&self, signal: Signal) {
+        if self.reaped {
+            return;
+        }
+        let Ok(pid) = i32::try_from(self.child.id()) else { return };
+        let _ = killpg(Pid::from_raw(pid), signal);
+        for child in descendants(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(child), signal);
+        }
+    }
+
     fn stop(&mut self) {
+        // A frozen group would ignore SIGTERM until resumed.
+        self.signal_group(Signal::SIGCONT);
         // A leader the test already reaped may have had its pid handed to an unrelated process: signal nothing.
         if self.reaped {
             return;
@@ -284,6 +310,32 @@ impl Component {
         let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// Every process descended from `root`, from `/proc` (parents first).
+fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter_map(|pid| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    // `pid (comm) state ppid …`: the command may hold spaces and parentheses.
+                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+                    Some((pid, ppid))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 impl Drop for Component {

@@ -222,6 +222,12 @@ impl Postgres {
         &self.data_dir
     }
 
+    /// The server process (the postmaster and its backends, one process group), to freeze and thaw it.
+    #[must_use]
+    pub fn component(&self) -> &Component {
+        &self.server
+    }
+
     /// The server's log so far.
     #[must_use]
     pub fn log_text(&self) -> String {

@@ -86,6 +86,43 @@ async fn connections_beyond_the_limit_wait_in_the_backlog() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
+#[tokio::test]
+async fn websocket_tunnels_count_against_max_connections() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let echo = echo().await;
+    let toml = routes_toml(&echo, "")
+        .replace("[server]\n", "[server]\nmax_connections = 2\nworkers = 1\n");
+    let gw = gateway(&toml, &[]).await;
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mut request = format!("ws://{}/echo/ws", gw.addr).into_client_request().unwrap();
+        let cookie = cookie_for(&devise_session("user", 5));
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.status(), 101);
+        sockets.push(socket);
+    }
+    // hyper's connection task has ended for both (they are tunnels now), yet they are still connections.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gw.gateway.stats().client_connections, 2);
+    let mut third = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    third.write_all(b"GET /_railbridge/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let waited = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(waited.is_err(), "served beyond max_connections while two tunnels are open");
+    // A tunnel closes: its turn goes to the waiting client.
+    let mut first = sockets.remove(0);
+    first.close(None).await.unwrap();
+    while let Some(Ok(_)) = first.next().await {}
+    drop(first);
+    let n =
+        tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let _ = sockets[0].send(tokio_tungstenite::tungstenite::Message::Close(None)).await;
+}
+
 #[test]
 fn serve_check_reports_the_limits() {
     let dir = TempDir::new("check-limits");

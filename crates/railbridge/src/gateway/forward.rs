@@ -36,13 +36,21 @@ pub(crate) struct Peer {
     ip: HeaderValue,
     /// The connection came in over TLS (the gateway terminated it): the scheme the client used is `https`.
     pub(crate) tls: bool,
+    /// The connection's turn under `max_connections`, passed on to a WebSocket tunnel made from it.
+    hold: Option<Arc<super::server::ConnectionHold>>,
 }
 
 impl Peer {
     pub(crate) fn new(addr: SocketAddr) -> Peer {
         let ip = HeaderValue::try_from(addr.ip().to_canonical().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer { addr, ip, tls: false }
+        Peer { addr, ip, tls: false, hold: None }
+    }
+
+    /// The same peer, holding its connection's turn.
+    pub(crate) fn holding(mut self, hold: Arc<super::server::ConnectionHold>) -> Peer {
+        self.hold = Some(hold);
+        self
     }
 
     /// The same peer, over TLS.
@@ -160,8 +168,9 @@ impl Forward<'_> {
         {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             let route = self.route.name.clone();
+            let hold = self.peer.hold.clone();
             tokio::spawn(async move {
-                let _turn = turn;
+                let (_turn, _hold) = (turn, hold);
                 match tokio::join!(client_upgrade, upstream_upgrade) {
                     (Ok(client), Ok(upstream)) => {
                         let (mut client, mut upstream) =

@@ -209,6 +209,20 @@ async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, Socket
     }
 }
 
+/// What a client connection holds while it lives: its turn under `max_connections` and its place in the count of
+/// open connections. Shared with a WebSocket tunnel made from the connection, which outlives hyper's connection task,
+/// so that upgraded connections count against the limit too.
+pub(crate) struct ConnectionHold {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _open: super::OpenConnection,
+}
+
+impl std::fmt::Debug for ConnectionHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionHold")
+    }
+}
+
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -274,19 +288,20 @@ async fn serve_on(
                 // The TLS settings of the configuration in force when the connection arrived (SIGHUP renews them).
                 let tls = gateway.shared.state.load().config.server.tls.clone();
                 let (builder, watcher) = (builder.clone(), graceful.watcher());
-                let open = gateway.connection_opened();
+                // The connection's permit and its count, held as long as the connection or a WebSocket tunnel
+                // made from it lives.
+                let hold = Arc::new(ConnectionHold { _permit: permit, _open: gateway.connection_opened() });
                 tokio::spawn(async move {
-                    let _open = open;
                     let ended = match tls {
                         None => {
-                            let client = Peer::new(peer);
+                            let client = Peer::new(peer).holding(hold);
                             serve_io(builder, watcher, TokioIo::new(stream), gw, client).await
                         }
                         Some(tls) => {
                             let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                                 Ok(Ok(stream)) => {
-                                    let client = Peer::new(peer).over_tls();
+                                    let client = Peer::new(peer).over_tls().holding(hold);
                                     serve_io(builder, watcher, TokioIo::new(stream), gw, client).await
                                 }
                                 Ok(Err(e)) => Err(Box::new(e).into()),
@@ -297,7 +312,6 @@ async fn serve_on(
                     if let Err(e) = ended {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
-                    drop(permit);
                 });
             }
             () = &mut shutdown => break,

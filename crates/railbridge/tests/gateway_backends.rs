@@ -67,9 +67,13 @@ async fn user_api(mode: Arc<AtomicU8>) -> u16 {
     port
 }
 
-/// The gateway binary on `config`.
-fn railbridge(dir: &TempDir, config: &str) -> Component {
-    let path = dir.write("railbridge.toml", config);
+/// The gateway binary on `config`, with an `/echo` route to `echo` and no access log.
+fn railbridge(dir: &TempDir, config: &str, echo: &Server) -> Component {
+    let config = format!(
+        "{config}\n[log]\naccess_log = false\n[[route]]\nname = \"echo\"\nprefix = \"/echo\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    );
+    let path = dir.write("railbridge.toml", &config);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_railbridge"));
     for var in ["RAILBRIDGE_LISTEN", "RAILBRIDGE_UPSTREAM", "SESSION_KEY", "RAILS_VERSION", "PORT"]
     {
@@ -115,6 +119,16 @@ async fn settled(gw: &Component, baseline: Gauges) -> Gauges {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// No connection or task left behind, no more open files, and resident memory within 10 % (+ 4 MiB) of where
+/// it was.
+fn assert_back_to(baseline: Gauges, after: Gauges) {
+    assert!(after.connections <= 0.0, "{after:?}");
+    assert!(after.tasks <= baseline.tasks, "tasks {} → {}", baseline.tasks, after.tasks);
+    assert!(after.fds <= baseline.fds + 2.0, "open files {} → {}", baseline.fds, after.fds);
+    let grown = after.rss - baseline.rss;
+    assert!(grown < 0.1 * baseline.rss + 4.0 * 1024.0 * 1024.0, "memory {baseline:?} → {after:?}");
 }
 
 /// `n` requests to `url` with `cookie`, 16 at a time: how many got each status, and the slowest answer.
@@ -237,16 +251,10 @@ cache_ttl = 0
 url = "http://127.0.0.1:{api}/users/{{id}}"
 timeout = "300ms"
 cache_ttl = 0
-[log]
-access_log = false
-[[route]]
-name = "echo"
-prefix = "/echo"
-upstream = "http://{echo}"
 "#,
             redis = redis.url(),
-            echo = echo.addr,
         ),
+        &echo,
     );
     let url = gw.url("/echo/x");
     let cookie = format!("{COOKIE}={PUBLIC_ID}");
@@ -325,11 +333,7 @@ upstream = "http://{echo}"
     let after = settled(&gw, baseline).await;
     report.push(format!("after: {after:?}"));
     eprintln!("{}", report.join("\n"));
-    assert!(after.connections <= 0.0, "{after:?}");
-    assert!(after.tasks <= baseline.tasks, "tasks {} → {}", baseline.tasks, after.tasks);
-    assert!(after.fds <= baseline.fds + 2.0, "open files {} → {}", baseline.fds, after.fds);
-    let grown = after.rss - baseline.rss;
-    assert!(grown < 0.1 * baseline.rss + 4.0 * 1024.0 * 1024.0, "memory {baseline:?} → {after:?}");
+    assert_back_to(baseline, after);
 }
 
 #[tokio::test]
@@ -354,16 +358,10 @@ rails_version = "7.2"
 auth = "rails-authentication"
 database_url = "{db}"
 auth_cache_ttl = 0
-[log]
-access_log = false
-[[route]]
-name = "echo"
-prefix = "/echo"
-upstream = "http://{echo}"
 "#,
             db = pg.url(),
-            echo = echo.addr,
         ),
+        &echo,
     );
     let signed = codec(rails_cookie::Profile::rails_7_2())
         .encode_signed("session_id", &rails_cookie::Value::Integer(1), None)
@@ -403,9 +401,5 @@ upstream = "http://{echo}"
     let after = settled(&gw, baseline).await;
     report.push(format!("baseline {baseline:?}\nafter {after:?}"));
     eprintln!("{}", report.join("\n"));
-    assert!(after.connections <= 0.0, "{after:?}");
-    assert!(after.tasks <= baseline.tasks, "tasks {} → {}", baseline.tasks, after.tasks);
-    assert!(after.fds <= baseline.fds + 2.0, "open files {} → {}", baseline.fds, after.fds);
-    let grown = after.rss - baseline.rss;
-    assert!(grown < 0.1 * baseline.rss + 4.0 * 1024.0 * 1024.0, "memory {baseline:?} → {after:?}");
+    assert_back_to(baseline, after);
 }

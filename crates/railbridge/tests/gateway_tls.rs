@@ -89,3 +89,52 @@ async fn https_with_alpn_and_a_renewed_certificate() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_plain_listener_beside_tls_answers_health_checks_and_redirects_the_rest() {
+    let echo = echo().await;
+    let dir = TempDir::new("tls-plain");
+    let (_, chain, key) = certificate("plain");
+    let plain = testkit::free_port();
+    let toml = routes_toml(&echo, "").replace(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\nhttp_listen = \"127.0.0.1:{plain}\"\n",
+            dir.write("cert.pem", &chain).display(),
+            dir.write("key.pem", &key).display()
+        ),
+    );
+    let gw = gateway(&toml, &[]).await;
+    let mut health = None;
+    for _ in 0..50 {
+        if let Ok(r) =
+            client().get(format!("http://127.0.0.1:{plain}/_railbridge/health")).send().await
+        {
+            health = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(health, Some(200));
+    // Anything else: a permanent redirect to the same host and path over https, on the TLS port; nothing proxied.
+    let r = client()
+        .post(format!("http://127.0.0.1:{plain}/echo/public/x?a=1"))
+        .header("cookie", cookie_for(&devise_session("user", 5)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://127.0.0.1:{}/echo/public/x?a=1", gw.addr.port()).as_str()
+    );
+    // Without TLS there is nothing to sit beside.
+    let e = railbridge::Config::from_toml(
+        "[server]\nhttp_listen = \"127.0.0.1:80\"\n",
+        "t.toml",
+        |_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("server.http_listen (RAILBRIDGE_HTTP_LISTEN): "), "{e}");
+}

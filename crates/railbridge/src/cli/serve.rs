@@ -75,9 +75,10 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen()).await?;
         let addr = listener.local_addr()?;
+        let scheme = if config.tls() { "https" } else { "http" };
         let gateway = Gateway::new(config);
         // One stdout line once the socket is bound, for scripts and supervisors.
-        println!("listening on http://{addr}");
+        println!("listening on {scheme}://{addr}");
         tracing::info!(%addr, "railbridge gateway listening");
         spawn_reloader(gateway.clone(), args.config.clone());
         serve(gateway, listener, shutdown_signal()).await

@@ -68,6 +68,8 @@ pub(super) struct RawServer {
     pub(super) header_timeout: Option<RawDuration>,
     /// The longest pause while a client sends a request body (env `RAILBRIDGE_BODY_TIMEOUT`, default 10 s).
     pub(super) body_timeout: Option<RawDuration>,
+    /// With TLS: a plain-HTTP listener for health checks and redirects to https (env `RAILBRIDGE_HTTP_LISTEN`).
+    pub(super) http_listen: Option<String>,
     /// TLS: the certificate chain, PEM (env `RAILBRIDGE_TLS_CERT`).
     pub(super) tls_cert: Option<PathBuf>,
     /// TLS: the private key, PEM (env `RAILBRIDGE_TLS_KEY`).

@@ -19,7 +19,7 @@
 //! | `RAILBRIDGE_SESSION_HASH_KEY_FILE` | `[identity] session_hash_key_file` | key of `X-Railbridge-Session` |
 //! | `RAILBRIDGE_USER_API_URL`, `RAILBRIDGE_USER_API_TOKEN_FILE` | `[user_api]` `url`, `token_file` | the User API |
 //! | `RAILBRIDGE_LOG_FORMAT` | `[log] format` | `text` or `json` |
-//! | `RAILBRIDGE_<KEY>` for every other `[server]` key: `RAILBRIDGE_TLS_CERT`, `RAILBRIDGE_TLS_KEY`, `RAILBRIDGE_MAX_CONNECTIONS`, `RAILBRIDGE_HEADER_TIMEOUT`, `RAILBRIDGE_BODY_TIMEOUT`, `RAILBRIDGE_CONNECT_TIMEOUT`, `RAILBRIDGE_REQUEST_TIMEOUT`, `RAILBRIDGE_IDLE_TIMEOUT`, `RAILBRIDGE_POOL_IDLE_TIMEOUT`, `RAILBRIDGE_POOL_MAX_IDLE_PER_HOST`, `RAILBRIDGE_DRAIN_TIMEOUT`, `RAILBRIDGE_WORKERS` | `[server] <key>` | as in the file |
+//! | `RAILBRIDGE_<KEY>` for every other `[server]` key: `RAILBRIDGE_TLS_CERT`, `RAILBRIDGE_TLS_KEY`, `RAILBRIDGE_HTTP_LISTEN`, `RAILBRIDGE_MAX_CONNECTIONS`, `RAILBRIDGE_HEADER_TIMEOUT`, `RAILBRIDGE_BODY_TIMEOUT`, `RAILBRIDGE_CONNECT_TIMEOUT`, `RAILBRIDGE_REQUEST_TIMEOUT`, `RAILBRIDGE_IDLE_TIMEOUT`, `RAILBRIDGE_POOL_IDLE_TIMEOUT`, `RAILBRIDGE_POOL_MAX_IDLE_PER_HOST`, `RAILBRIDGE_DRAIN_TIMEOUT`, `RAILBRIDGE_WORKERS` | `[server] <key>` | as in the file |
 
 mod file;
 mod validate;
@@ -185,6 +185,13 @@ impl Config {
             format!("drain timeout: {:?}", s.drain_timeout),
             format!("workers: {}", s.workers),
             format!("tls: {}", if s.tls.is_some() { "on (ALPN h2, http/1.1)" } else { "off" }),
+            format!(
+                "plain listener: {}",
+                s.http_listen.map_or_else(
+                    || "none".to_owned(),
+                    |a| format!("{a} (health, redirects to https)")
+                )
+            ),
         ]
     }
 
@@ -223,6 +230,12 @@ impl Config {
                 line
             })
             .collect()
+    }
+
+    /// Whether the gateway terminates TLS (its listener speaks https).
+    #[must_use]
+    pub fn tls(&self) -> bool {
+        self.server.tls.is_some()
     }
 
     /// The token exchange's settings in one line (none when it is off).
@@ -299,6 +312,8 @@ pub(crate) struct ServerConfig {
     pub(crate) body_timeout: Duration,
     /// TLS termination, when a certificate is configured.
     pub(crate) tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// With TLS: a plain-HTTP listener for health checks and redirects to https.
+    pub(crate) http_listen: Option<SocketAddr>,
 }
 
 /// The Rails session: one `rails-session` configuration per Warden scope in use (same derived keys).

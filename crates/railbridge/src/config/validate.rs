@@ -248,26 +248,14 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
             0,
         )?
         .unwrap_or(256),
-        header_timeout: {
-            let t = server_duration(env, "header_timeout", s.header_timeout.as_ref(), 10)?;
-            if t.is_zero() {
-                return Err(ConfigError::invalid(
-                    "server.header_timeout (RAILBRIDGE_HEADER_TIMEOUT)",
-                    "must be above 0",
-                ));
-            }
-            t
-        },
-        body_timeout: {
-            let t = server_duration(env, "body_timeout", s.body_timeout.as_ref(), 10)?;
-            if t.is_zero() {
-                return Err(ConfigError::invalid(
-                    "server.body_timeout (RAILBRIDGE_BODY_TIMEOUT)",
-                    "must be above 0",
-                ));
-            }
-            t
-        },
+        header_timeout: above_zero(
+            "header_timeout",
+            server_duration(env, "header_timeout", s.header_timeout.as_ref(), 10)?,
+        )?,
+        body_timeout: above_zero(
+            "body_timeout",
+            server_duration(env, "body_timeout", s.body_timeout.as_ref(), 10)?,
+        )?,
         tls: match (
             env("RAILBRIDGE_TLS_CERT").map(std::path::PathBuf::from).or_else(|| s.tls_cert.clone()),
             env("RAILBRIDGE_TLS_KEY").map(std::path::PathBuf::from).or_else(|| s.tls_key.clone()),
@@ -287,6 +275,21 @@ fn server(raw: &RawConfig, env: Lookup<'_>) -> Result<ServerConfig, ConfigError>
                     "both or neither",
                 ))
             }
+        },
+        http_listen: match env("RAILBRIDGE_HTTP_LISTEN").or_else(|| s.http_listen.clone()) {
+            None => None,
+            Some(_) if s.tls_cert.is_none() && env("RAILBRIDGE_TLS_CERT").is_none() => {
+                return Err(ConfigError::invalid(
+                    "server.http_listen (RAILBRIDGE_HTTP_LISTEN)",
+                    "a plain listener beside TLS needs tls_cert and tls_key (without them `listen` is plain already)",
+                ))
+            }
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    "server.http_listen (RAILBRIDGE_HTTP_LISTEN)",
+                    format!("{v:?} is not host:port, e.g. 0.0.0.0:80"),
+                )
+            })?),
         },
         max_connections: server_count(env, "max_connections", s.max_connections, 1)?
             .unwrap_or(10_000),
@@ -314,6 +317,17 @@ fn server_duration(
     let field = format!("server.{key} ({var})");
     let raw = env(&var).map(RawDuration::Text);
     duration(&field, raw.as_ref().or(file), Duration::from_secs(default_secs))
+}
+
+/// A `[server]` duration that cannot be zero (a clock that would fire at once).
+fn above_zero(key: &str, t: Duration) -> Result<Duration, ConfigError> {
+    if t.is_zero() {
+        return Err(ConfigError::invalid(
+            format!("server.{key} ({})", server_env(key)),
+            "must be above 0",
+        ));
+    }
+    Ok(t)
 }
 
 /// A `[server]` count of at least `min`: the environment variable, else the file (`None`: neither sets it).

@@ -20,6 +20,7 @@ pub(crate) mod forward;
 pub(crate) mod head_clock;
 pub(crate) mod headers;
 pub(crate) mod identity;
+mod plain;
 pub(crate) mod policy;
 pub(crate) mod pool;
 pub(crate) mod router;
@@ -456,6 +457,10 @@ impl Gateway {
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             metrics::gauge!("process_open_fds").set(fds.count() as f64);
         }
+    }
+
+    fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
     }
 
     fn set_draining(&self) {

@@ -48,6 +48,16 @@ pub async fn serve(
             }
         })
     };
+    // The plain-HTTP listener beside TLS (health checks, redirects to https), on this thread's event loop.
+    let plain = match gateway.config().server.http_listen {
+        Some(addr) => {
+            let plain = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %plain.local_addr()?, "plain HTTP listener: health checks and redirects to https");
+            let https_port = listener.local_addr()?.port();
+            Some(tokio::spawn(super::plain::serve_plain(gateway.clone(), plain, https_port)))
+        }
+        None => None,
+    };
     let workers = gateway.config().server.workers;
     let result = if workers <= 1 {
         gateway.register_runtime();
@@ -57,6 +67,9 @@ pub async fn serve(
         serve_on_workers(gateway, listener, shutdown, workers).await
     };
     upkeep.abort();
+    if let Some(plain) = plain {
+        plain.abort();
+    }
     result
 }
 
@@ -188,7 +201,7 @@ impl Connections {
 
 /// Waits for a connection permit, then accepts: at `max_connections`, new clients wait in the kernel's listen backlog
 /// (not in the gateway's memory, not as open file descriptors) until a connection ends.
-async fn accept_permitted(
+pub(super) async fn accept_permitted(
     listener: &TcpListener,
     permits: &Arc<tokio::sync::Semaphore>,
 ) -> Option<(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {

@@ -7,13 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}
 export RUSTC_BOOTSTRAP=1
-all=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json cookie_header cache_entry gateway_assertion)
+all=(decode_gcm decode_cbc decode_signed marshal_load message_pack_load envelope tagged_json cookie_header cache_entry gateway_assertion inspect)
 # FUZZ_TARGETS="a b" runs only those.
 read -r -a targets <<<"${FUZZ_TARGETS:-${all[*]}}"
 # Seed corpora from real Rails cookies and payloads.
 python3 - <<'PY'
 import json, glob, os, binascii
-for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json", "cookie_header", "cache_entry", "gateway_assertion"]:
+for t in ["decode_gcm", "decode_cbc", "decode_signed", "marshal_load", "message_pack_load", "envelope", "tagged_json", "cookie_header", "cache_entry", "gateway_assertion", "inspect"]:
     os.makedirs(f"corpus/{t}", exist_ok=True)
 for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/*.json"))):
     doc = json.load(open(path))
@@ -25,6 +25,7 @@ for i, path in enumerate(sorted(glob.glob("../crates/rails-cookie/tests/vectors/
                 "decode_gcm" if doc["config"].get("cipher") == "aes-256-gcm" else "decode_cbc")
             open(f"corpus/{target}/{tag}", "w").write(cookie)
             open(f"corpus/cookie_header/{tag}", "w").write(f"a=1; _app_session={cookie};  _s=x\0%5Fs=y")
+            open(f"corpus/inspect/{tag}", "w").write(case.get("set_cookie") or cookie)
         if case.get("payload_hex"):
             payload = binascii.unhexlify(case["payload_hex"])
             sub = "marshal_load" if payload[:2] == b"\x04\x08" else "envelope"

@@ -59,6 +59,12 @@
 //! # Ok::<(), rails_cookie::Error>(())
 //! ```
 //!
+//! ### Finding out which configuration wrote a cookie
+//!
+//! [`inspect::Inspector`] reads a cookie's shape without any key, then tries every configuration Rails can write it
+//! with (cipher, PBKDF2 digest, salts, the legacy `secret_token`), each key derived once, and reports the one that
+//! verifies — with the Rails versions whose defaults read it and the [`Profile`] settings to use — or why none does.
+//!
 //! ## What is exact
 //!
 //! Given the same IV, every value this crate writes is the value Rails writes, byte for byte; the test suite checks
@@ -80,6 +86,7 @@ mod encoding;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod inspect;
 mod key_generator;
 mod message_encryptor;
 mod message_verifier;

@@ -126,6 +126,49 @@ fn may_hold_rails_key(plain: &[u8]) -> bool {
     plain.windows(6).any(|w| w == b"_rails") || plain.windows(2).any(|w| w == b"\\u")
 }
 
+/// An envelope's fields, read without checking purpose or expiry (for [`crate::inspect`]).
+pub(crate) struct Opened {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) exp: Option<String>,
+    pub(crate) pur: Option<String>,
+    /// In Rails' exact byte layout, the only one 7.1+ recognises.
+    pub(crate) canonical: bool,
+}
+
+/// Opens an envelope without judging it: `None` when the message is not one by the lenient rule of Rails <= 7.0
+/// (which also finds every envelope in the exact layout 7.1+ requires).
+pub(crate) fn open_unchecked(plain: &[u8]) -> Option<Result<Opened>> {
+    let unreadable = || Error::Malformed("unreadable metadata envelope");
+    if plain.starts_with(ENVELOPE_PREFIX) {
+        return Some(match serde_json::from_slice::<Outer<'_>>(plain) {
+            Ok(outer) => opened(&outer.rails, true),
+            Err(_) => Err(unreadable()),
+        });
+    }
+    if plain.trim_ascii_start().starts_with(b"{") && may_hold_rails_key(plain) {
+        if let Ok(serde_json::Value::Object(map)) =
+            serde_json::from_slice::<serde_json::Value>(plain)
+        {
+            if let Some(rails) = map.get("_rails") {
+                return Some(match Inner::deserialize(rails) {
+                    Ok(inner) => opened(&inner, false),
+                    Err(_) => Err(unreadable()),
+                });
+            }
+        }
+    }
+    None
+}
+
+fn opened(inner: &Inner<'_>, canonical: bool) -> Result<Opened> {
+    Ok(Opened {
+        payload: encoding::b64_decode(inner.message.as_bytes())?,
+        exp: inner.exp.as_deref().map(str::to_owned),
+        pur: inner.pur.as_deref().filter(|p| !p.is_empty()).map(str::to_owned),
+        canonical,
+    })
+}
+
 fn open(inner: &Inner<'_>, expected_purpose: &str, now: OffsetDateTime) -> Result<Vec<u8>> {
     match inner.pur.as_deref() {
         None | Some("") => {}

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
+mod inspect;
 mod live;
 mod properties;
 mod vectors;

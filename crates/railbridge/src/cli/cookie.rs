@@ -1,4 +1,5 @@
 //! `railbridge cookie decode|encode`: the codec on the command line, configured with Rails' own setting names.
+//! (`railbridge cookie inspect` lives in `super::inspect`.)
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -24,6 +25,20 @@ pub(super) enum CookieCommand {
     Decode(DecodeArgs),
     /// Read a session as (tagged) JSON on stdin; print the cookie value as it would appear in Set-Cookie.
     Encode(EncodeArgs),
+    /// Tell which Rails configuration wrote a cookie, or why none can read it, and what to configure.
+    ///
+    /// Reads the cookie on stdin: its value as in the Cookie header, `name=value`, or a whole `Cookie:` or
+    /// `Set-Cookie:` header line. Its shape is read without any key; then every configuration Rails can write that
+    /// shape with is tried, each key derived once — PBKDF2-SHA256 and -SHA1 keys from SECRET_KEY_BASE with Rails'
+    /// default salts and the configured ones (SESSION_*_SALT), and SECRET_TOKEN for old signed sessions. Prints
+    /// what verified — cipher, key derivation, envelope, purpose, expiry, serializer, the Rails versions whose
+    /// defaults read it, the session's keys (values only with --show-values), the Devise/Warden or Rails 8 login
+    /// inside — and the configuration to use: environment variables, the `[rails]` block, the Rust `Profile`.
+    /// When nothing reads it, the diagnosis says why: not a Rails cookie, damaged, another secret or salt, another
+    /// cookie's value, expired.
+    ///
+    /// Exits 0 when a configuration reads the cookie, 1 when none does (or the input holds no cookie).
+    Inspect(super::inspect::InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +138,7 @@ pub(super) fn run(cmd: CookieCommand) -> ExitCode {
     let result = match cmd {
         CookieCommand::Decode(args) => decode(&args),
         CookieCommand::Encode(args) => encode(&args),
+        CookieCommand::Inspect(args) => return super::inspect::run(&args),
     };
     match result {
         Ok(out) => {

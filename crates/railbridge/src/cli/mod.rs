@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod cookie;
+mod inspect;
 mod serve;
 
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Decode or encode a Rails session cookie.
+    /// Decode, encode or inspect a Rails cookie.
     #[command(subcommand)]
     Cookie(cookie::CookieCommand),
     /// Run the identity gateway.

@@ -17,6 +17,11 @@ pub(super) struct ServeArgs {
     /// Check the configuration (and load the keys it names), print a summary and exit.
     #[arg(long)]
     check: bool,
+    /// With --check: a cookie the Rails app set, in a file (its value, `name=value`, or a `Cookie:` or
+    /// `Set-Cookie:` line). Says whether the configured gateway reads it and, if not, why and what would
+    /// (as `railbridge cookie inspect` does); a cookie it does not read makes the check fail.
+    #[arg(long, value_name = "FILE", requires = "check")]
+    sample_cookie: Option<PathBuf>,
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, crate::ConfigError> {
@@ -51,7 +56,9 @@ pub(super) fn run(args: ServeArgs) -> ExitCode {
         let store = check_store(&config);
         let login = check_login(&config);
         let tokens = check_tokens(&config);
-        return [store, login, tokens]
+        let sample =
+            args.sample_cookie.as_deref().map_or(ExitCode::SUCCESS, |p| check_sample(&config, p));
+        return [store, login, tokens, sample]
             .into_iter()
             .find(|c| *c != ExitCode::SUCCESS)
             .unwrap_or(ExitCode::SUCCESS);
@@ -224,6 +231,111 @@ fn check_login(config: &Config) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `--check --sample-cookie FILE`: the configured profile decodes the cookie as the gateway would; when it cannot
+/// (or reads it only through an upgrade path), the inspector says which configuration wrote it.
+fn check_sample(config: &Config, path: &std::path::Path) -> ExitCode {
+    use std::io::Read as _;
+    let fail = |message: String| {
+        println!("sample cookie: {message}");
+        ExitCode::from(1)
+    };
+    let mut text = String::new();
+    let read = std::fs::File::open(path)
+        .and_then(|f| f.take(super::inspect::MAX_INPUT + 1).read_to_string(&mut text));
+    match read {
+        Ok(n) if n as u64 > super::inspect::MAX_INPUT => {
+            return fail(format!("{} is over {} bytes", path.display(), super::inspect::MAX_INPUT))
+        }
+        Ok(_) => {}
+        Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+    }
+    let (Some(session), Some(secret)) = (config.session_config(), config.secret_key_base()) else {
+        return fail("not checked: no SECRET_KEY_BASE is configured".into());
+    };
+    let session_key = session.key();
+    let login_cookie = session.identity_config().login_cookie();
+    let input = match rails_cookie::inspect::CookieInput::parse(&text, None) {
+        Err(rails_cookie::inspect::InputError::Ambiguous { .. }) => {
+            rails_cookie::inspect::CookieInput::parse(&text, Some(session_key))
+        }
+        other => other,
+    };
+    let input = match input {
+        Ok(i) => i,
+        Err(e) => return fail(e.to_string()),
+    };
+    let name = input.name.as_deref().unwrap_or(session_key);
+    let profile = session.profile();
+    println!(
+        "sample cookie: {name} ({} bytes), checked against Rails {} ({}, {})",
+        input.value.len(),
+        profile.version(),
+        profile.session_cipher(),
+        profile.serializer()
+    );
+    let value = rails_cookie::unescape(&input.value);
+    let now = time::OffsetDateTime::now_utc();
+    let decoded = if Some(name) == login_cookie {
+        session.codec().decode_signed_at(name, &value, now)
+    } else if name != session_key {
+        return fail(format!(
+            "the gateway reads the cookie {session_key:?}{}, not {name:?}: set SESSION_KEY={name} if this is the              session cookie",
+            login_cookie.map(|c| format!(" and {c:?}")).unwrap_or_default()
+        ));
+    } else if session.store_name() != "cookie_store" {
+        let id = value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit());
+        if id {
+            println!(
+                "sample cookie: a session id, as {} keeps in the cookie: ok",
+                session.store_name()
+            );
+            return ExitCode::SUCCESS;
+        }
+        return fail(format!(
+            "the session store is {}, whose cookie is a 32-hex session id; this is not one",
+            session.store_name()
+        ));
+    } else {
+        session.codec().decode_at(name, &value, now)
+    };
+    match decoded {
+        Ok(d) if !d.rewrite => {
+            let login = match d.value.as_hash() {
+                Some(hash) => session.identity_config().find_in(hash).map_or_else(
+                    || format!("{} session keys, nobody signed in", hash.len()),
+                    |who| match who.scope() {
+                        Some(scope) => format!("user {} signed in, Warden scope {scope}", who.id),
+                        None => format!("user {} signed in", who.id),
+                    },
+                ),
+                None => rails_session::UserId::from_value(&d.value)
+                    .map_or_else(|| "not a login".to_owned(), |row| format!("the sessions row {row}")),
+            };
+            println!("sample cookie: read by the configured profile ({login}): ok");
+            return ExitCode::SUCCESS;
+        }
+        Ok(_) => println!(
+            "sample cookie: read, but only through an upgrade path (Rails would rewrite it): the configuration is not              the app's own"
+        ),
+        Err(e) => println!("sample cookie: not read by the configured profile: {}: {e}", e.kind()),
+    }
+    let inspector =
+        rails_cookie::inspect::Inspector::new().secret_key_base(secret.clone()).salts_of(profile);
+    match super::inspect::inspect_text(&text, &inspector, Some(name), Some(session_key)) {
+        Ok(inspection) => {
+            for line in super::inspect::to_text(&inspection, false).lines() {
+                if line.is_empty() {
+                    println!();
+                } else {
+                    println!("  {line}");
+                }
+            }
+        }
+        Err(e) => println!("  {e}"),
+    }
+    ExitCode::from(1)
 }
 
 /// SIGHUP: read the configuration again (file, environment, key files); keep the old one if the new one is bad.

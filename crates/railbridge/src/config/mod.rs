@@ -156,6 +156,11 @@ impl Config {
         self.session.as_ref()?.scopes.first().map(|(_, c)| c.identity_config().source())
     }
 
+    /// The configured `secret_key_base` (none without `SECRET_KEY_BASE`).
+    pub(crate) fn secret_key_base(&self) -> Option<&rails_cookie::SecretKeyBase> {
+        self.session.as_ref().map(|s| &s.secret_key_base)
+    }
+
     /// The session configuration of the default scope (none without `SECRET_KEY_BASE`).
     #[must_use]
     pub fn session_config(&self) -> Option<&rails_session::SessionConfig> {
@@ -332,6 +337,8 @@ pub(crate) struct SessionSettings {
     pub(crate) login_cache_ttl: Option<Duration>,
     /// The User API client (token refreshes check the Devise salt with it).
     pub(crate) user_loader: Option<rails_session::HttpUserLoader>,
+    /// The app's `secret_key_base`, for `serve --check --sample-cookie` (the codecs hold only derived keys).
+    pub(crate) secret_key_base: rails_cookie::SecretKeyBase,
 }
 
 impl SessionSettings {

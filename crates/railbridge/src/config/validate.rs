@@ -745,6 +745,8 @@ fn session(
         user_api: user_api.is_some(),
         user_loader: loader,
         login_cache_ttl,
+        secret_key_base: rails_cookie::SecretKeyBase::new(secret.as_str())
+            .map_err(|e| ConfigError::invalid("SECRET_KEY_BASE", e.to_string()))?,
     }))
 }
 

@@ -34,7 +34,15 @@ pub enum UserId {
 }
 
 impl UserId {
-    fn from_value(v: &Value) -> Option<UserId> {
+    /// A record id as a session or a signed cookie holds one: an Integer, or a non-empty String (UUID keys).
+    ///
+    /// ```
+    /// use rails_session::{rails_cookie::Value, UserId};
+    /// assert_eq!(UserId::from_value(&Value::Integer(42)), Some(UserId::Integer(42)));
+    /// assert_eq!(UserId::from_value(&Value::Nil), None);
+    /// ```
+    #[must_use]
+    pub fn from_value(v: &Value) -> Option<UserId> {
         match v {
             Value::Integer(i) => Some(UserId::Integer(*i)),
             v => v.as_str().filter(|s| !s.is_empty()).map(|s| UserId::String(s.to_owned())),
@@ -153,6 +161,24 @@ impl IdentityConfig {
     pub fn touch_last_request_at(mut self, touch: bool) -> Self {
         self.touch = touch;
         self
+    }
+
+    /// The signed-in user a decoded session records, read as the layers read it (Devise `:timeoutable` against
+    /// the current time): for tools that hold a session outside a request, such as `railbridge cookie inspect`.
+    /// Always `None` for Rails 8 authentication, whose login is a cookie of its own and a database row.
+    ///
+    /// ```
+    /// use rails_session::rails_cookie::{Hash, Value};
+    /// use rails_session::{IdentityConfig, UserId};
+    /// let mut session = Hash::new();
+    /// session.insert("warden.user.admin.key", Value::Array(vec![Value::Array(vec![7.into()]), "$2a$12$salt".into()]));
+    /// let identity = IdentityConfig::warden("admin").find_in(&session).expect("signed in");
+    /// assert_eq!((&identity.id, identity.scope()), (&UserId::Integer(7), Some("admin")));
+    /// assert!(IdentityConfig::warden("user").find_in(&session).is_none());
+    /// ```
+    #[must_use]
+    pub fn find_in(&self, session: &Hash) -> Option<Identity> {
+        identity_in(session, self, now)
     }
 
     /// The source.

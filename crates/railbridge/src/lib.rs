@@ -1,4 +1,4 @@
-//! The `railbridge` binary as a library, so its tests can drive it: the CLI (`railbridge cookie decode|encode`) and
+//! The `railbridge` binary as a library, so its tests can drive it: the CLI (`railbridge cookie decode|encode|inspect`) and
 //! the identity gateway (`railbridge serve`).
 //!
 //! ## The gateway

@@ -7,7 +7,7 @@
 //! ## A tour
 //!
 //! Build a [`CookieCodec`] once from the app's `secret_key_base` and the [`Profile`] of its Rails version; keys are
-//! derived then (PBKDF2, about 0.4 ms each), never per cookie.
+//! derived then (PBKDF2: about 1.2 ms a key with SHA1, 0.2 ms with SHA256), never per cookie.
 //!
 //! ### Reading a Devise session
 //!

@@ -7,14 +7,14 @@ use serde_json::Value as Json;
 
 const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
 
-fn vector(profile: &str, case: &str) -> Json {
+pub(crate) fn vector(profile: &str, case: &str) -> Json {
     let path =
         format!("{}/../rails-cookie/tests/vectors/{profile}.json", env!("CARGO_MANIFEST_DIR"));
     let doc: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap().clone()
 }
 
-fn railbridge(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+pub(crate) fn railbridge(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_railbridge"));
     cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // A clean environment: only what the test gives (plus PATH), so a developer's RAILS_VERSION cannot leak in.

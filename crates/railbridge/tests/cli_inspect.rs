@@ -1,36 +1,15 @@
 //! `railbridge cookie inspect` and `railbridge serve --check --sample-cookie`, driven as a user would: stdin,
 //! stdout, exit code, on cookies real Rails wrote.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
-
 use serde_json::{json, Value as Json};
+
+use super::cli::{railbridge, vector};
 
 const SKB: &str = "4a7f0c1e9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
 const AT: &str = "2026-01-01T00:00:00Z";
 
-fn vector(profile: &str, case: &str) -> Json {
-    let path =
-        format!("{}/../rails-cookie/tests/vectors/{profile}.json", env!("CARGO_MANIFEST_DIR"));
-    let doc: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap().clone()
-}
-
 fn cookie(profile: &str, case: &str) -> String {
     vector(profile, case)["cookie"].as_str().unwrap().to_owned()
-}
-
-fn railbridge(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railbridge"));
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // Only what the test gives (plus PATH): a developer's SESSION_KEY or salts cannot leak in.
-    cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
 }
 
 fn inspect(stdin: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {

@@ -95,18 +95,8 @@ struct CodecArgs {
     /// PBKDF2 iterations (Rails uses 1000).
     #[arg(long, value_name = "N")]
     iterations: Option<u32>,
-    /// `encrypted_cookie_salt`.
-    #[arg(long, env = "SESSION_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
-    encrypted_cookie_salt: Option<String>,
-    /// `encrypted_signed_cookie_salt`.
-    #[arg(long, env = "SESSION_ENCRYPTED_SIGNED_COOKIE_SALT", value_name = "SALT")]
-    encrypted_signed_cookie_salt: Option<String>,
-    /// `authenticated_encrypted_cookie_salt`.
-    #[arg(long, env = "SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
-    authenticated_encrypted_cookie_salt: Option<String>,
-    /// `signed_cookie_salt`.
-    #[arg(long, env = "SESSION_SIGNED_COOKIE_SALT", value_name = "SALT")]
-    signed_cookie_salt: Option<String>,
+    #[command(flatten)]
+    salts: SaltArgs,
     /// `cookies_digest` (HMAC digest of 4.2–5.1 cookies).
     #[arg(long, value_name = "DIGEST")]
     cookies_digest: Option<String>,
@@ -119,6 +109,51 @@ struct CodecArgs {
     /// Also accept cookies written with this Rails version's defaults (a rotation); repeatable.
     #[arg(long, value_name = "VERSION")]
     accept_rails: Vec<String>,
+}
+
+/// The cookie jars' salts (`config.action_dispatch.*_salt`), shared by `decode`, `encode` and `inspect`.
+#[derive(Debug, Args)]
+pub(super) struct SaltArgs {
+    /// `config.action_dispatch.encrypted_cookie_salt` (CBC encryption key).
+    #[arg(long, env = "SESSION_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
+    encrypted_cookie_salt: Option<String>,
+    /// `config.action_dispatch.encrypted_signed_cookie_salt` (CBC HMAC key).
+    #[arg(long, env = "SESSION_ENCRYPTED_SIGNED_COOKIE_SALT", value_name = "SALT")]
+    encrypted_signed_cookie_salt: Option<String>,
+    /// `config.action_dispatch.authenticated_encrypted_cookie_salt` (GCM key).
+    #[arg(long, env = "SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
+    authenticated_encrypted_cookie_salt: Option<String>,
+    /// `config.action_dispatch.signed_cookie_salt` (signed jar).
+    #[arg(long, env = "SESSION_SIGNED_COOKIE_SALT", value_name = "SALT")]
+    signed_cookie_salt: Option<String>,
+}
+
+/// A builder's setter for one salt.
+type SetSalt<T> = fn(T, String) -> T;
+
+impl SaltArgs {
+    /// Gives each salt that is set to `target` through its setter (a `Profile`'s or an `Inspector`'s), in the order
+    /// encrypted, encrypted-signed, authenticated-encrypted, signed.
+    pub(super) fn apply<T>(
+        &self,
+        mut target: T,
+        encrypted: SetSalt<T>,
+        encrypted_signed: SetSalt<T>,
+        authenticated: SetSalt<T>,
+        signed: SetSalt<T>,
+    ) -> T {
+        for (salt, set) in [
+            (&self.encrypted_cookie_salt, encrypted),
+            (&self.encrypted_signed_cookie_salt, encrypted_signed),
+            (&self.authenticated_encrypted_cookie_salt, authenticated),
+            (&self.signed_cookie_salt, signed),
+        ] {
+            if let Some(s) = salt {
+                target = set(target, s.clone());
+            }
+        }
+        target
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,18 +276,13 @@ impl CodecArgs {
         if let Some(n) = self.iterations {
             p = p.key_iterations(n);
         }
-        if let Some(s) = &self.encrypted_cookie_salt {
-            p = p.encrypted_cookie_salt(s);
-        }
-        if let Some(s) = &self.encrypted_signed_cookie_salt {
-            p = p.encrypted_signed_cookie_salt(s);
-        }
-        if let Some(s) = &self.authenticated_encrypted_cookie_salt {
-            p = p.authenticated_encrypted_cookie_salt(s);
-        }
-        if let Some(s) = &self.signed_cookie_salt {
-            p = p.signed_cookie_salt(s);
-        }
+        p = self.salts.apply(
+            p,
+            Profile::encrypted_cookie_salt,
+            Profile::encrypted_signed_cookie_salt,
+            Profile::authenticated_encrypted_cookie_salt,
+            Profile::signed_cookie_salt,
+        );
         if let Some(d) = &self.cookies_digest {
             p = p.cookies_digest(d.parse::<Digest>()?);
         }

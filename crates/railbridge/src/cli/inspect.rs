@@ -37,18 +37,9 @@ pub(super) struct InspectArgs {
     /// Check expiry against this instant (RFC 3339) instead of the current time.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
-    /// `config.action_dispatch.encrypted_cookie_salt`, tried before Rails' default.
-    #[arg(long, env = "SESSION_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
-    encrypted_cookie_salt: Option<String>,
-    /// `config.action_dispatch.encrypted_signed_cookie_salt`, tried before Rails' default.
-    #[arg(long, env = "SESSION_ENCRYPTED_SIGNED_COOKIE_SALT", value_name = "SALT")]
-    encrypted_signed_cookie_salt: Option<String>,
-    /// `config.action_dispatch.authenticated_encrypted_cookie_salt`, tried before Rails' default.
-    #[arg(long, env = "SESSION_AUTHENTICATED_ENCRYPTED_COOKIE_SALT", value_name = "SALT")]
-    authenticated_encrypted_cookie_salt: Option<String>,
-    /// `config.action_dispatch.signed_cookie_salt`, tried before Rails' default.
-    #[arg(long, env = "SESSION_SIGNED_COOKIE_SALT", value_name = "SALT")]
-    signed_cookie_salt: Option<String>,
+    /// The app's salts, each tried before Rails' default.
+    #[command(flatten)]
+    salts: super::cookie::SaltArgs,
 }
 
 /// Where the login of a cookie is.
@@ -147,18 +138,13 @@ pub(super) fn run(args: &InspectArgs) -> ExitCode {
     if let Some(token) = env("SECRET_TOKEN") {
         inspector = inspector.secret_token(token);
     }
-    if let Some(s) = &args.encrypted_cookie_salt {
-        inspector = inspector.encrypted_cookie_salt(s);
-    }
-    if let Some(s) = &args.encrypted_signed_cookie_salt {
-        inspector = inspector.encrypted_signed_cookie_salt(s);
-    }
-    if let Some(s) = &args.authenticated_encrypted_cookie_salt {
-        inspector = inspector.authenticated_encrypted_cookie_salt(s);
-    }
-    if let Some(s) = &args.signed_cookie_salt {
-        inspector = inspector.signed_cookie_salt(s);
-    }
+    inspector = args.salts.apply(
+        inspector,
+        Inspector::encrypted_cookie_salt,
+        Inspector::encrypted_signed_cookie_salt,
+        Inspector::authenticated_encrypted_cookie_salt,
+        Inspector::signed_cookie_salt,
+    );
     if let Some(at) = &args.at {
         match OffsetDateTime::parse(at, &Rfc3339) {
             Ok(t) => inspector = inspector.at(t),

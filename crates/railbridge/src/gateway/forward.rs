@@ -117,8 +117,7 @@ impl Forward<'_> {
             Body::new(ClientBody {
                 inner: body,
                 remaining: self.route.max_body_size,
-                idle: self.body_timeout,
-                clock: None,
+                clock: IdleClock::new(self.body_timeout),
                 fault: fault.clone(),
             })
         };
@@ -197,13 +196,44 @@ impl Forward<'_> {
         strip_hop_by_hop(&mut parts.headers, false);
         let mut body = UpstreamBody {
             inner: body,
-            timeout: self.route.timeout,
-            sleep: None,
+            clock: IdleClock::new(self.route.timeout),
             checkin,
             _turn: turn,
         };
         body.check_end();
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// How long a body stream may wait for its next chunk. The clock starts when the stream first has to wait after a
+/// chunk (not when the chunk came, so time the reader itself took never counts as the sender's silence) and stops
+/// when the next chunk comes; its timer is made on the first wait and reset after, never allocated again.
+struct IdleClock {
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The timer runs for the current wait.
+    armed: bool,
+}
+
+impl IdleClock {
+    fn new(timeout: Duration) -> IdleClock {
+        IdleClock { timeout, sleep: None, armed: false }
+    }
+
+    /// A chunk came: the next wait starts its own clock.
+    fn data_came(&mut self) {
+        self.armed = false;
+    }
+
+    /// Called when the stream has to wait: ready once it has waited `timeout`.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timeout = self.timeout;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if !self.armed {
+            sleep.as_mut().reset(tokio::time::Instant::now() + timeout);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx)
     }
 }
 
@@ -218,9 +248,8 @@ struct ClientBody {
     inner: Body,
     /// Bytes still allowed, with a `max_body_size`.
     remaining: Option<u64>,
-    idle: Duration,
-    /// Armed while the client is silent; made on the first wait, then reset rather than allocated again.
-    clock: Option<(Pin<Box<tokio::time::Sleep>>, bool)>,
+    /// `body_timeout`, while the client is silent.
+    clock: IdleClock,
     fault: Arc<AtomicU8>,
 }
 
@@ -247,22 +276,12 @@ impl http_body::Body for ClientBody {
         let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
-                let idle = this.idle;
-                let deadline = tokio::time::Instant::now() + idle;
-                let (sleep, armed) = this
-                    .clock
-                    .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), true));
-                if !*armed {
-                    sleep.as_mut().reset(deadline);
-                    *armed = true;
-                }
-                ready!(sleep.as_mut().poll(cx));
+                ready!(this.clock.poll_expired(cx));
+                let idle = this.clock.timeout;
                 return this.fail(BODY_STALLED, format!("no request body for {idle:?}"));
             }
         };
-        if let Some((_, armed)) = &mut this.clock {
-            *armed = false;
-        }
+        this.clock.data_came();
         if let (Some(Ok(frame)), Some(remaining)) = (&frame, &mut this.remaining) {
             if let Some(data) = frame.data_ref() {
                 let n = u64::try_from(data.len()).unwrap_or(u64::MAX);
@@ -289,8 +308,8 @@ impl http_body::Body for ClientBody {
 /// already there never starts a timer. Its end returns the upstream connection to the pool.
 struct UpstreamBody {
     inner: hyper::body::Incoming,
-    timeout: Duration,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The route's `timeout`, while the upstream is silent.
+    clock: IdleClock,
     checkin: Checkin,
     /// The route's turn at its upstream (`max_connections`), given back with the body.
     _turn: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -316,10 +335,7 @@ impl http_body::Body for UpstreamBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                // Data came: the next wait starts now (the timer, once made, is reused).
-                if let Some(sleep) = this.sleep.as_mut() {
-                    sleep.as_mut().reset(tokio::time::Instant::now() + this.timeout);
-                }
+                this.clock.data_came();
                 match &frame {
                     None => this.checkin.done(),
                     Some(Ok(_)) => this.check_end(),
@@ -328,9 +344,8 @@ impl http_body::Body for UpstreamBody {
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let timeout = this.timeout;
-                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(sleep.as_mut().poll(cx));
+                ready!(this.clock.poll_expired(cx));
+                let timeout = this.clock.timeout;
                 tracing::warn!(timeout = ?timeout, "the upstream stopped sending the response body");
                 Poll::Ready(Some(Err(format!("no response body data for {timeout:?}").into())))
             }

@@ -13,6 +13,8 @@
 //! Run: `cargo bench -p rails-cookie --bench codec` (add `-- --quick` for a fast pass).
 #![allow(clippy::unwrap_used)]
 
+mod samples;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -277,32 +279,10 @@ fn main() {
     report();
 }
 
-/// Reads criterion's samples of this run and prints the ratios against the floor.
-///
-/// The CI machines are small VMs with noisy neighbours: a median can move by 50% between runs. Each measurement is
-/// therefore summarised by its fastest sample (per-iteration time of the quickest of criterion's ~100 samples),
-/// the best estimate of the code's own cost; the median is printed beside it.
+/// Reads criterion's samples of this run ([`samples`]) and prints the ratios against the floor.
 fn report() {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("criterion");
-    let read = |id: &str, file: &str| -> Option<serde_json::Value> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?)
-            .ok()
-    };
-    let fastest = |id: &str| -> Option<f64> {
-        let s = read(id, "sample.json")?;
-        let iters = s["iters"].as_array()?;
-        let times = s["times"].as_array()?;
-        iters
-            .iter()
-            .zip(times)
-            .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?))
-            .min_by(f64::total_cmp)
-    };
-    let median =
-        |id: &str| read(id, "estimates.json").and_then(|v| v["median"]["point_estimate"].as_f64());
+    use samples::{fastest, median};
+    let dir = samples::criterion_dir();
     let floor_cbc = fastest("floor/decode_4_2_cbc_json");
     let (Some(floor_decode), Some(floor_encode)) =
         (fastest("floor/decode_6_1_gcm_json"), fastest("floor/encode_6_1_gcm_json"))

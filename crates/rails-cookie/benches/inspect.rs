@@ -6,6 +6,8 @@
 //! case in milliseconds with the number of keys it derived.
 #![allow(clippy::unwrap_used)]
 
+mod samples;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -122,25 +124,16 @@ fn main() {
 
 /// Prints each case's fastest sample in milliseconds (the machine is a noisy VM; the median is in brackets).
 fn report(cases: &[Case]) {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("criterion");
-    let read = |id: &str, file: &str| -> Option<serde_json::Value> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?)
-            .ok()
-    };
     let ms = |id: &str| -> Option<(f64, f64)> {
-        let s = read(id, "sample.json")?;
-        let (iters, times) = (s["iters"].as_array()?, s["times"].as_array()?);
-        let fastest = iters
-            .iter()
-            .zip(times)
-            .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?))
-            .min_by(f64::total_cmp)?;
-        let median = read(id, "estimates.json")?["median"]["point_estimate"].as_f64()?;
-        Some((fastest / 1e6, median / 1e6))
+        Some((samples::fastest(id)? / 1e6, samples::median(id)? / 1e6))
     };
+    if ms("pbkdf2/sha1_32").is_none() {
+        eprintln!(
+            "(no samples found under {}; nothing to print)",
+            samples::criterion_dir().display()
+        );
+        return;
+    }
     println!("\n== inspect (fastest sample, ms; median in brackets) ==");
     for id in ["pbkdf2/sha1_32", "pbkdf2/sha1_64", "pbkdf2/sha256_32", "pbkdf2/sha256_64"] {
         if let Some((t, m)) = ms(id) {
